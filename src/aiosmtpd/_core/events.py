@@ -1,0 +1,97 @@
+"""Events the core hands to its driver, one at a time, from ``ServerConnection.next_event``.
+
+Owns: the event vocabulary and the two "nothing to hand out" sentinels.
+Invariants: events are frozen, slotted and carry no behaviour; every field is documented.
+Must not know: how events are acted on, logging, asyncio.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Final
+
+from .replies import Reply
+
+
+class _Sentinel(enum.Enum):
+    NEED_DATA = "NEED_DATA"
+    PAUSED = "PAUSED"
+
+    def __repr__(self) -> str:
+        return self.value
+
+
+#: ``next_event()`` needs more bytes (``receive_data``) before it can produce an event.
+NEED_DATA: Final = _Sentinel.NEED_DATA
+#: ``next_event()`` will produce nothing until the driver acts (TLS handshake pending, or
+#: the connection is closing); feeding more bytes does not help.
+PAUSED: Final = _Sentinel.PAUSED
+
+Sentinel = _Sentinel
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """One complete, decoded command line."""
+
+    #: The command word, upper-cased (``"MAIL"``); never empty.
+    verb: str
+    #: Text after the first space with surrounding whitespace stripped; ``None`` when the
+    #: line had no space at all (so ``"NOOP "`` gives ``""``, ``"NOOP"`` gives ``None``).
+    arg: str | None
+    #: The raw line without its line ending, for (sanitised) logging.
+    raw: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """The peer broke the protocol in a way the core detected itself.
+
+    The driver sends ``reply`` and, if ``close`` is true, closes the connection after it.
+    """
+
+    #: The reply to send.
+    reply: Reply
+    #: Whether the connection must be closed after sending ``reply``.
+    close: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DataChunk:
+    """A piece of message content in DATA mode.
+
+    Dot-unstuffed (RFC 5321 §4.5.2), line endings kept exactly as received; the
+    concatenation of all chunks of a message is the message content.
+    """
+
+    #: The content bytes.
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class EndOfData:
+    """The ``CRLF.CRLF`` terminator was received; the core is back in command mode."""
+
+    #: ``None`` if the message is complete and within every limit; otherwise the reply to
+    #: send instead of accepting it (the first limit broken wins).  When not ``None`` some
+    #: or all content was discarded and must not be delivered.
+    error: Reply | None
+    #: Total size of the unstuffed content in octets, counted even past the size limit.
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class AuthLine:
+    """One line sent by the client in answer to a ``334`` continuation (RFC 4954)."""
+
+    #: The line without its line ending.  May hold credentials: never log it.
+    line: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionClosed:
+    """The peer closed its sending side; nothing more will arrive."""
+
+
+Event = Command | Rejected | DataChunk | EndOfData | AuthLine | ConnectionClosed
