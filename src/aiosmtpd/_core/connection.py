@@ -1,0 +1,320 @@
+"""``ServerConnection``: the sans-I/O SMTP server protocol, bytes in, events out.
+
+Owns: the receive buffer, command-line framing and decoding, the per-verb command-length
+limits, the AUTH continuation line, the hand-off to the DATA reader (data.py), and the
+mode changes implied by the replies the driver sends (through state.py's table).
+
+Theory of operation.  ``receive_data`` only appends to a ``bytearray``.  ``next_event``
+parses lazily from ``_pos``, exactly one event per call, so nothing is interpreted before
+the driver asks; after a command that can change the mode (``MODE_CHANGING_VERBS``) and
+after an ``AuthLine`` it returns ``PAUSED`` until the final line of the driver's reply has
+gone through ``send``.  Consumed octets are dropped from the front of the buffer only when
+they are at least half of it, so the cost is amortised O(1) per octet whatever the
+pipelining depth.  A command line that grows past the largest limit that could apply to
+it is rejected at once and the rest of it is skipped as it arrives: memory stays bounded
+by that limit plus one receive.
+
+Invariants: the mode changes only through ``state.transition``.  Bytes received in
+TLS-pending or closed mode are dropped unseen.  ``Rejected`` and ``EndOfData`` clear the
+current command, so a later ``354``/``220``/``221`` cannot be taken as its reply.
+Must not know: asyncio, ssl, sockets, logging, reply texts beyond the named replies,
+what a command means (syntax.py and the adapter do).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Final
+
+from . import replies
+from .data import DotDataReader
+from .events import (
+    NEED_DATA,
+    PAUSED,
+    AuthLine,
+    Command,
+    ConnectionClosed,
+    EndOfData,
+    Event,
+    Rejected,
+    Sentinel,
+)
+from .limits import AUTH_LINE_LIMIT, COMMAND_LINE_LIMIT, DATA_LINE_LIMIT, DATA_SIZE_LIMIT
+from .state import (
+    MODE_CHANGING_VERBS,
+    Action,
+    Input,
+    Mode,
+    classify_reply,
+    is_final_reply_line,
+    transition,
+)
+
+__all__ = ["CoreConfig", "Mode", "ServerConnection"]
+
+#: A verb is printable ASCII; HTAB is tolerated so that, as in aiosmtpd 1.4, ``NOOP\tx``
+#: is the unknown verb ``NOOP\tX`` (answered 500 "not recognized") rather than bad syntax.
+#: Controls (NUL, a stray CR, ESC) and non-ASCII octets make the line bad syntax, which
+#: also keeps them out of the "not recognized" reply that echoes the verb.
+_VERB: Final = re.compile(rb"[\t\x21-\x7e]+")
+
+#: Consumed octets are deleted from the buffer only past this many (and past half of it).
+_COMPACT_MIN: Final = 4096
+
+#: Length of the prefix that decides which command limit applies (``b"AUTH "``).
+_VERB_PREFIX: Final = 5
+
+
+@dataclass(frozen=True, slots=True)
+class CoreConfig:
+    """Immutable per-server protocol configuration; every connection shares one."""
+
+    #: Largest accepted message (unstuffed octets); ``None`` or 0 means unlimited.
+    data_size_limit: int | None = DATA_SIZE_LIMIT
+    #: Longest DATA line in octets including CRLF (aiosmtpd 1.4's 1001).
+    line_length_limit: int = DATA_LINE_LIMIT
+    #: Longest command line including CRLF (RFC 5321 §4.5.3.1.4).
+    command_size_limit: int = COMMAND_LINE_LIMIT
+    #: Extra octets MAIL may use after a successful EHLO/LHLO (the adapter passes 26 if it
+    #: advertises SIZE, plus 10 if SMTPUTF8).
+    mail_esmtp_extra: int = 0
+    #: Longest AUTH command line and AUTH continuation line, incl. CRLF (RFC 4954 §4).
+    auth_line_limit: int = AUTH_LINE_LIMIT
+    #: Decode command lines as UTF-8 with ``surrogateescape`` instead of strict ASCII.
+    smtputf8: bool = False
+
+    def __post_init__(self) -> None:
+        if self.data_size_limit is not None and self.data_size_limit < 0:
+            raise ValueError("data_size_limit must be None or >= 0")
+        # Below 3 octets not even ".\r\n" or "X\r\n" fits: such limits are mistakes.
+        for name in ("line_length_limit", "command_size_limit", "auth_line_limit"):
+            if getattr(self, name) < 3:
+                raise ValueError(f"{name} must be at least 3")
+        if self.mail_esmtp_extra < 0:
+            raise ValueError("mail_esmtp_extra must be >= 0")
+
+
+class ServerConnection:
+    """One SMTP server connection's protocol state.  See docs/design.rst for the API."""
+
+    __slots__ = (
+        "_awaiting_reply",
+        "_buf",
+        "_config",
+        "_current_verb",
+        "_data_reader",
+        "_eof",
+        "_esmtp",
+        "_mode",
+        "_pos",
+        "_scan_from",
+        "_skipping_line",
+    )
+
+    def __init__(self, config: CoreConfig) -> None:
+        self._config = config
+        self._buf = bytearray()
+        #: Start of the unconsumed octets in ``_buf``.
+        self._pos = 0
+        #: Where the search for the next LF resumes (octets before it hold none).
+        self._scan_from = 0
+        self._mode = Mode.COMMAND
+        self._eof = False
+        self._esmtp = False
+        self._current_verb: str | None = None
+        self._awaiting_reply = False
+        #: The head of an over-long line was rejected; drop octets up to its LF.
+        self._skipping_line = False
+        self._data_reader: DotDataReader | None = None
+
+    # --- public API ---------------------------------------------------------------------
+
+    @property
+    def mode(self) -> Mode:
+        return self._mode
+
+    @property
+    def buffered_size(self) -> int:
+        """Octets received and not yet consumed (for the driver's back-pressure)."""
+        return len(self._buf) - self._pos
+
+    def receive_data(self, data: bytes) -> None:
+        """Append received octets; ``b""`` means the peer closed its side (EOF)."""
+        action, _ = transition(self._mode, Input.BYTES if data else Input.PEER_EOF)
+        if action is Action.DISCARD or self._eof:
+            return
+        if data:
+            self._buf += data
+        else:
+            self._eof = True
+
+    def next_event(self) -> Event | Sentinel:
+        """Parse and return the next event, or ``NEED_DATA`` / ``PAUSED``."""
+        mode = self._mode
+        if mode is Mode.CLOSED or mode is Mode.TLS_PENDING or self._awaiting_reply:
+            return PAUSED
+        event = self._next_data_event() if mode is Mode.DATA else self._next_line_event()
+        if self._pos >= _COMPACT_MIN and self._pos * 2 >= len(self._buf):
+            self._compact()
+        return event
+
+    def send(self, line: bytes) -> bytes:
+        """Render one reply line (no CRLF) and apply the mode change it implies."""
+        if b"\r" in line or b"\n" in line:
+            raise ValueError("a reply line must not contain CR or LF")
+        kind = classify_reply(line, self._current_verb)
+        action, self._mode = transition(self._mode, kind)
+        if action is Action.START_DATA:
+            self._data_reader = DotDataReader(
+                self._pos, self._config.data_size_limit, self._config.line_length_limit
+            )
+        elif action is Action.DROP_PLAINTEXT or action is Action.SHUT:
+            self._drop_buffer()
+        elif action is Action.USE_ESMTP_LIMITS:
+            self._esmtp = True
+        elif action is Action.USE_BASE_LIMITS:
+            self._esmtp = False
+        if is_final_reply_line(line):
+            self._awaiting_reply = False
+        return line + b"\r\n"
+
+    def close(self) -> None:
+        """The driver is closing the connection: parse nothing more, ever."""
+        _, self._mode = transition(self._mode, Input.DRIVER_CLOSE)
+        self._drop_buffer()
+
+    def tls_established(self) -> None:
+        """The STARTTLS handshake completed: start afresh in command mode (RFC 3207 §4.2)."""
+        action, self._mode = transition(self._mode, Input.TLS_ESTABLISHED)
+        if action is Action.RESTART:
+            self._drop_buffer()
+            self._eof = False
+            self._esmtp = False
+            self._current_verb = None
+            self._awaiting_reply = False
+
+    # --- command and AUTH lines ---------------------------------------------------------
+
+    def _next_line_event(self) -> Event | Sentinel:
+        buf = self._buf
+        while True:
+            newline = buf.find(b"\n", self._scan_from)
+            if newline >= 0:
+                start = self._pos
+                self._pos = self._scan_from = newline + 1
+                if self._skipping_line:
+                    self._skipping_line = False
+                    continue
+                return self._line_event(start, newline)
+            if self._skipping_line:
+                self._pos = self._scan_from = len(buf)
+            elif len(buf) - self._pos >= self._pending_line_limit():
+                # Even a LF arriving next would make the line too long: reject now and
+                # skip the rest of it as it arrives, instead of buffering it.
+                self._skipping_line = True
+                self._pos = self._scan_from = len(buf)
+                return self._reject(replies.COMMAND_TOO_LONG)
+            else:
+                self._scan_from = len(buf)
+            if self._eof:
+                return self._peer_closed()
+            return NEED_DATA
+
+    def _line_event(self, start: int, newline: int) -> Event:
+        line_length = newline + 1 - start
+        raw = bytes(self._buf[start:newline]).rstrip(b"\r")
+        if self._mode is Mode.AUTH_LINE:
+            if line_length > self._config.auth_line_limit:
+                return self._reject(replies.COMMAND_TOO_LONG)
+            _, self._mode = transition(self._mode, Input.LINE)
+            self._awaiting_reply = True
+            return AuthLine(raw)
+        space = raw.find(b" ")
+        verb_bytes = raw if space < 0 else raw[:space]
+        if line_length > self._limit_for(verb_bytes.upper()):
+            return self._reject(replies.COMMAND_TOO_LONG)
+        if not _VERB.fullmatch(verb_bytes):
+            return self._reject(replies.BAD_SYNTAX)
+        verb = verb_bytes.decode("ascii").upper()
+        arg: str | None = None
+        if space >= 0:
+            arg_bytes = raw[space + 1 :]
+            if self._config.smtputf8:
+                arg = arg_bytes.decode("utf-8", "surrogateescape").strip()
+            else:
+                try:
+                    arg = arg_bytes.decode("ascii").strip()
+                except UnicodeDecodeError:
+                    return self._reject(replies.STRICT_ASCII)
+        _, self._mode = transition(self._mode, Input.LINE)
+        self._current_verb = verb
+        self._awaiting_reply = verb in MODE_CHANGING_VERBS
+        return Command(verb, arg, raw)
+
+    def _limit_for(self, verb: bytes) -> int:
+        config = self._config
+        if verb == b"AUTH":
+            return config.auth_line_limit
+        if verb == b"MAIL" and self._esmtp:
+            return config.command_size_limit + config.mail_esmtp_extra
+        return config.command_size_limit
+
+    def _pending_line_limit(self) -> int:
+        """The limit for the incomplete line at ``_pos``, as far as its head tells."""
+        config = self._config
+        if self._mode is Mode.AUTH_LINE:
+            return config.auth_line_limit
+        head = bytes(self._buf[self._pos : self._pos + _VERB_PREFIX]).upper()
+        if len(head) < _VERB_PREFIX:
+            return max(
+                config.auth_line_limit,
+                config.command_size_limit + config.mail_esmtp_extra,
+            )
+        if head[-1:] == b" ":
+            return self._limit_for(head[:-1])
+        return config.command_size_limit
+
+    def _reject(self, reply: replies.Reply) -> Rejected:
+        _, self._mode = transition(self._mode, Input.OVERLONG_LINE)
+        self._current_verb = None
+        return Rejected(reply)
+
+    # --- DATA ---------------------------------------------------------------------------
+
+    def _next_data_event(self) -> Event | Sentinel:
+        reader = self._data_reader
+        assert reader is not None  # START_DATA always creates it
+        event, self._pos = reader.read(self._buf, self._pos, self._eof)
+        if event is None:
+            return NEED_DATA
+        if isinstance(event, ConnectionClosed):
+            return self._peer_closed()
+        if not isinstance(event, EndOfData):
+            return event
+        _, self._mode = transition(self._mode, Input.DATA_END)
+        self._data_reader = None
+        self._current_verb = None
+        self._scan_from = self._pos
+        return event
+
+    # --- buffer housekeeping ------------------------------------------------------------
+
+    def _peer_closed(self) -> ConnectionClosed:
+        _, self._mode = transition(self._mode, Input.PEER_EOF)
+        self._drop_buffer()
+        return ConnectionClosed()
+
+    def _drop_buffer(self) -> None:
+        self._buf = bytearray()
+        self._pos = self._scan_from = 0
+        self._skipping_line = False
+        self._data_reader = None
+
+    def _compact(self) -> None:
+        removed = self._pos
+        del self._buf[:removed]
+        self._pos = 0
+        self._scan_from = max(0, self._scan_from - removed)
+        if self._data_reader is not None:
+            self._data_reader.shift(removed)
