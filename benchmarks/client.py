@@ -2,10 +2,11 @@
 
 Owns: reading SMTP replies, and three loads: pipelined transactions (RFC 2920: each write
 carries the previous message's content and end-of-data dot plus the next MAIL, RCPT, DATA,
-so one round trip per transaction), huge messages (10 / 50 MiB, streamed in large chunks),
+so one round trip per transaction), huge messages (10 / 50 MiB, one blocking ``sendall``),
 and many idle connections after EHLO that must all still answer NOOP.
 
-Invariants: every loop is bounded by a count AND by a deadline (``asyncio.timeout``); every
+Invariants: every loop is bounded by a count AND by a deadline (``asyncio.timeout`` or a
+socket timeout); every
 socket opened is closed before a function returns; only the caller's (loopback) address is
 dialled. Must not know: which server is under test or how the server is measured.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -127,26 +129,60 @@ class BigMessageResult:
     seconds: float
 
 
-async def big_message(
-    host: str, port: int, size: int, limit: float, chunk: int = 1 << 20
-) -> BigMessageResult:
-    """Send one message of ``size`` bytes; time from the 354 to the final 250."""
+def big_message(host: str, port: int, size: int, limit: float) -> BigMessageResult:
+    """Send one message of ``size`` bytes; time from the 354 to the final 250.
+
+    A blocking socket on purpose: ``sendall`` hands the kernel slices of one buffer without
+    copying them into a transport buffer, so the client is not what limits MB/s.
+    """
     body = message_body(size, tag=b"big") + b".\r\n"
-    view = memoryview(body)
-    reader, writer = await open_session(host, port, b"big.bench.example")
-    try:
-        async with asyncio.timeout(limit):
-            writer.write(ENVELOPE)
-            await expect(reader, 250, 250, 354)
-            started = time.perf_counter()
-            for offset in range(0, len(body), chunk):
-                writer.write(view[offset : offset + chunk])
-                await writer.drain()
-            await expect(reader, 250)
-            elapsed = time.perf_counter() - started
-    finally:
-        await close_session(writer, reader)
+    deadline = time.monotonic() + limit
+    with socket.create_connection((host, port), timeout=limit) as connection:
+        replies = BlockingReplies(connection, deadline)
+        replies.expect(220)
+        connection.sendall(b"EHLO big.bench.example\r\n")
+        replies.expect(250)
+        connection.sendall(ENVELOPE)
+        replies.expect(250, 250, 354)
+        started = time.perf_counter()
+        connection.sendall(body)
+        replies.expect(250)
+        elapsed = time.perf_counter() - started
+        with contextlib.suppress(OSError, SMTPLoadError):
+            connection.sendall(b"QUIT\r\n")
+            replies.expect(221)
     return BigMessageResult(size, elapsed)
+
+
+class BlockingReplies:
+    """Reply reader on a blocking socket, bounded by an absolute deadline."""
+
+    def __init__(self, connection: socket.socket, deadline: float) -> None:
+        self.connection = connection
+        self.deadline = deadline
+        self.buffer = b""
+
+    def read_line(self) -> bytes:
+        while b"\n" not in self.buffer:
+            remaining = self.deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("deadline passed while waiting for a reply")
+            self.connection.settimeout(remaining)
+            chunk = self.connection.recv(65536)
+            if not chunk:
+                raise SMTPLoadError("server closed the connection")
+            self.buffer += chunk
+        line, _, self.buffer = self.buffer.partition(b"\n")
+        return line.rstrip(b"\r")
+
+    def expect(self, *codes: int) -> None:
+        for wanted in codes:
+            lines = [self.read_line()]
+            while lines[-1][3:4] == b"-":
+                lines.append(self.read_line())
+            code = parse_reply_code(lines)
+            if code != wanted:
+                raise SMTPLoadError(f"expected {wanted}, got {code}")
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,7 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
         Column("cpu_s_per_GB", "CPU-s/GB", True),
         Column("peak_growth_kb", "peak RSS growth kB", True),
         Column("peak_growth_per_message", "growth / msg size", True),
+        Column("client_cpu_util", "client CPU util", True),
     ),
     "idle": (
         Column("kb_per_connection", "kB/conn", True),
@@ -51,6 +52,7 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
         Column("noop_ok", "answer NOOP", False),
     ),
 }
+NO_RATIO = {"held", "noop_ok", "client_cpu_util"}
 TITLES = {
     "small": "Small messages, sessions reused (smtp-source -d)",
     "per_connection": "One message per connection (smtp-source)",
@@ -187,7 +189,7 @@ def target_rows(document: Document) -> Iterator[tuple[str, str, str, str]]:
 def cell(document: Document, scenario: str, server: str, column: Column) -> str:
     value = figure(document, scenario, server, column.key)
     text = format_number(value)
-    if value is not None and server != BASELINE and column.key not in {"held", "noop_ok"}:
+    if value is not None and server != BASELINE and column.key not in NO_RATIO:
         relative = ratio(document, scenario, server, BASELINE, column.key)
         if relative is not None:
             text += f" ({format_ratio(relative)})"

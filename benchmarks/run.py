@@ -47,6 +47,7 @@ from benchmarks.servers import (
     bare_sink_spec,
     cli_has_loop_option,
     ensure_reference_venv,
+    imports_uvloop,
     project_python,
     require_loopback,
     smtp_sink_spec,
@@ -165,7 +166,9 @@ def build_specs(
                 )
             )
         elif name == "aiosmtpd-2-uvloop":
-            if cli_has_loop_option(project):
+            if not imports_uvloop(project):
+                unavailable[name] = f"uvloop is not installed for {project}"
+            elif cli_has_loop_option(project):
                 specs.append(
                     aiosmtpd_spec(
                         name,
@@ -203,6 +206,26 @@ def build_specs(
         else:
             raise SystemExit(f"unknown server {name!r}; known: {', '.join(KNOWN_SERVERS)}")
     return specs, unavailable
+
+
+def server_entries(
+    wanted: list[str], specs: list[ServerSpec], unavailable: dict[str, str]
+) -> list[dict[str, Any]]:
+    """One entry per wanted server, in the order asked for; unavailable ones say why."""
+    by_name = {spec.name: spec for spec in specs}
+    entries = []
+    for name in wanted:
+        spec = by_name.get(name)
+        entries.append(
+            {
+                "name": name,
+                "description": spec.description if spec else "",
+                "command": list(spec.argv) if spec else [],
+                "available": spec is not None,
+                "error": unavailable.get(name),
+            }
+        )
+    return entries
 
 
 def raise_open_file_limit(wanted: int) -> int:
@@ -249,20 +272,7 @@ def measure(arguments: argparse.Namespace) -> tuple[report.Document, bool]:
             "open_file_limit": file_limit,
         },
         "baseline": report.BASELINE,
-        "servers": [
-            {
-                "name": spec.name,
-                "description": spec.description,
-                "command": list(spec.argv),
-                "available": True,
-                "error": None,
-            }
-            for spec in specs
-        ]
-        + [
-            {"name": name, "description": "", "command": [], "available": False, "error": why}
-            for name, why in unavailable.items()
-        ],
+        "servers": server_entries(wanted, specs, unavailable),
         "results": {},
     }
     for name, why in unavailable.items():

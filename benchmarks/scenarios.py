@@ -14,6 +14,7 @@ are rendered.
 from __future__ import annotations
 
 import asyncio
+import resource
 import shutil
 import subprocess
 import time
@@ -97,6 +98,18 @@ PRESETS: dict[str, Preset] = {
 }
 
 
+def client_cpu_seconds() -> float:
+    """CPU seconds of this process plus its reaped children (smtp-source runs).
+
+    Servers are reaped only after their measurement, so they never count here.
+    """
+    total = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        usage = resource.getrusage(who)
+        total += usage.ru_utime + usage.ru_stime
+    return total
+
+
 class Measurement:
     """Server CPU, memory, wall time and host load across one measured interval."""
 
@@ -105,6 +118,7 @@ class Measurement:
         self.peak_reset = reset_peak_rss(server.pid)
         self.before = sample_group(server.pid)
         self.host_before = host_busy_ticks()
+        self.client_before = client_cpu_seconds()
         self.started = time.perf_counter()
 
     def finish(self) -> Figures:
@@ -114,10 +128,13 @@ class Measurement:
         busy = busy_after - self.host_before[0]
         total = max(1, total_after - self.host_before[1])
         cpu = after.cpu_seconds - self.before.cpu_seconds
+        client_cpu = client_cpu_seconds() - self.client_before
         return {
             "wall_s": round(wall, 3),
             "server_cpu_s": round(cpu, 3),
             "server_cpu_util": round(cpu / wall, 3) if wall > 0 else None,
+            # Near 1.0 means the client, not the server, limited the throughput.
+            "client_cpu_util": round(client_cpu / wall, 3) if wall > 0 else None,
             "host_busy": round(busy / total, 3),
             "rss_before_kb": self.before.rss_kb,
             "rss_after_kb": after.rss_kb,
@@ -227,9 +244,9 @@ def scenario_big(size_mib: int) -> Callable[[RunningServer, Preset], Figures]:
 
     def run(server: RunningServer, preset: Preset) -> Figures:
         limit = preset.scenario_limit_seconds
-        asyncio.run(client.big_message(server.host, server.port, 64 * 1024, limit))
+        client.big_message(server.host, server.port, 64 * 1024, limit)
         measurement = Measurement(server)
-        result = asyncio.run(client.big_message(server.host, server.port, size_mib * MIB, limit))
+        result = client.big_message(server.host, server.port, size_mib * MIB, limit)
         figures = measurement.finish()
         megabytes = result.size / 1e6
         figures["message_bytes"] = result.size

@@ -213,6 +213,10 @@ def cli_has_loop_option(python: Path) -> bool:
     return completed.returncode == 0 and b"--loop" in completed.stdout
 
 
+def imports_uvloop(python: Path) -> bool:
+    return _succeeds([str(python), "-c", "import uvloop"])
+
+
 def reference_python(venv: Path = REFERENCE_VENV) -> Path:
     return venv / "bin" / "python"
 
