@@ -1,0 +1,389 @@
+"""DATA mode: end-of-data detection, unstuffing, limits, smuggling (no sockets).
+
+A small reference model (``reference``) states the framing rules line by line; the
+Hypothesis tests check the bulk reader against it under every way of splitting the input.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from aiosmtpd._core import replies
+from aiosmtpd._core.connection import CoreConfig, ServerConnection
+from aiosmtpd._core.data import first_overlong_line
+from aiosmtpd._core.events import (
+    NEED_DATA,
+    Command,
+    ConnectionClosed,
+    DataChunk,
+    EndOfData,
+    Event,
+)
+from aiosmtpd._core.replies import Reply
+from aiosmtpd._core.state import Mode
+
+from .driver import SPLITTERS, at_cuts, drive
+
+Splitter = Callable[[bytes], list[bytes]]
+
+DATA_CMD = Command("DATA", None, b"DATA")
+
+
+@pytest.fixture(params=sorted(SPLITTERS))
+def split(request: pytest.FixtureRequest) -> Splitter:
+    return SPLITTERS[request.param]
+
+
+@dataclass
+class Expected:
+    content: bytes
+    error: Reply | None
+    size: int
+    rest: bytes
+
+
+def reference(stream: bytes, size_limit: int | None, line_limit: int) -> Expected | None:
+    """The DATA rules, one line at a time; ``None`` if ``stream`` holds no terminator."""
+    end = (b"\r\n" + stream).find(b"\r\n.\r\n")
+    if end < 0:
+        return None
+    raw_content, rest = stream[:end], stream[end + 3 :]
+    content = []
+    size = 0
+    error: Reply | None = None
+    for line in raw_content.split(b"\r\n")[:-1]:
+        if error is None and len(line) + 2 > line_limit:
+            error = replies.DATA_LINE_TOO_LONG
+        unstuffed = line[1:] if line.startswith(b".") else line
+        size += len(unstuffed) + 2
+        content.append(unstuffed + b"\r\n")
+        if error is None and size_limit and size > size_limit:
+            error = replies.TOO_MUCH_DATA
+    return Expected(b"".join(content), error, size, rest)
+
+
+def check_against_reference(
+    stream: bytes, pieces: list[bytes], size_limit: int | None, line_limit: int, eof: bool
+) -> None:
+    config = CoreConfig(data_size_limit=size_limit, line_length_limit=line_limit)
+    events = drive(pieces, config=config, eof=eof)
+    assert events[0] == DATA_CMD
+    expected = reference(stream, size_limit, line_limit)
+    body = events[1:]
+    if expected is None:
+        # No terminator: content so far (maybe), then EOF abandons the message.
+        assert not any(isinstance(event, EndOfData) for event in body)
+        assert all(isinstance(event, DataChunk) for event in body[:-1] if body)
+        if eof:
+            assert body[-1] == ConnectionClosed()
+        return
+    end = next(i for i, event in enumerate(body) if isinstance(event, EndOfData))
+    chunks = body[:end]
+    delivered = chunks[0].data if chunks else b""  # type: ignore[union-attr]
+    assert len(chunks) <= 1  # drive() merges consecutive chunks
+    if expected.error is None:
+        assert delivered == expected.content
+    else:
+        # Content delivered before the limit broke is a prefix; the driver discards it.
+        assert expected.content.startswith(delivered)
+    assert body[end] == EndOfData(expected.error, expected.size)
+    # What follows the terminator is parsed exactly as a fresh connection parses it.
+    assert body[end + 1 :] == drive([expected.rest], config=config, eof=eof)
+
+
+def test_reference_model_examples() -> None:
+    assert reference(b".\r\n", None, 1001) == Expected(b"", None, 0, b"")
+    assert reference(b"a\r\n..b\r\n.\r\nX", None, 1001) == Expected(
+        b"a\r\n.b\r\n", None, 7, b"X"
+    )
+    assert reference(b"a\n.\nb", None, 1001) is None
+
+
+# --- framing table -------------------------------------------------------------------------
+
+DATA_TABLE = [
+    # (stream after "DATA\r\n", content)
+    (b".\r\n", b""),
+    (b"hello\r\n.\r\n", b"hello\r\n"),
+    (b"\r\n.\r\n", b"\r\n"),
+    (b"..\r\n.\r\n", b".\r\n"),
+    (b"...\r\n.\r\n", b"..\r\n"),
+    (b".x\r\n.y\r\nz.\r\n.\r\n", b"x\r\ny\r\nz.\r\n"),
+    (b"a\r\n..\r\n.\r\n", b"a\r\n.\r\n"),
+    (b"a\rb\nc\r\n.\r\n", b"a\rb\nc\r\n"),
+    (b"bare\n.\nlf\r\n.\r\n", b"bare\n.\nlf\r\n"),
+    (b"\x00\xff\r\n.\r\n", b"\x00\xff\r\n"),
+    (b". \r\n.\r\n", b" \r\n"),
+    (b".\r\r\n.\r\n", b"\r\r\n"),
+]
+
+
+@pytest.mark.parametrize(("stream", "content"), DATA_TABLE)
+def test_data_table(stream: bytes, content: bytes, split: Splitter) -> None:
+    events = drive(split(b"DATA\r\n" + stream + b"NOOP\r\n"))
+    expected: list[Event] = [DATA_CMD]
+    if content:
+        expected.append(DataChunk(content))
+    expected += [EndOfData(None, len(content)), Command("NOOP", None, b"NOOP")]
+    assert events == expected
+
+
+def test_data_after_bare_lf_data_command() -> None:
+    events = drive([b"DATA\n.\r\n"])
+    assert events == [DATA_CMD, EndOfData(None, 0)]
+
+
+def test_data_not_entered_without_354() -> None:
+    reply_503 = lambda event: (b"503 Error: need RCPT command",)  # noqa: E731
+    events = drive([b"DATA\r\nhello\r\n.\r\n"], responder=reply_503)
+    assert events == [
+        DATA_CMD,
+        Command("HELLO", None, b"hello"),
+        Command(".", None, b"."),
+    ]
+
+
+def test_pipelined_bytes_after_terminator_stay_for_commands() -> None:
+    conn = ServerConnection(CoreConfig())
+    conn.receive_data(b"DATA\r\n")
+    assert conn.next_event() == DATA_CMD
+    conn.send(b"354 go")
+    conn.receive_data(b"x\r\n.\r\nNOOP\r\nRS")
+    assert conn.next_event() == DataChunk(b"x\r\n")
+    assert conn.next_event() == EndOfData(None, 3)
+    assert conn.mode is Mode.COMMAND
+    assert conn.buffered_size == len(b"NOOP\r\nRS")
+    assert conn.next_event() == Command("NOOP", None, b"NOOP")
+    assert conn.next_event() is NEED_DATA
+
+
+def test_354_after_end_of_data_does_not_reenter_data() -> None:
+    conn = ServerConnection(CoreConfig())
+    conn.receive_data(b"DATA\r\n.\r\nhello\r\n")
+    assert conn.next_event() == DATA_CMD
+    conn.send(b"354 go")
+    assert conn.next_event() == EndOfData(None, 0)
+    conn.send(b"354 confused driver")
+    assert conn.mode is Mode.COMMAND
+    assert conn.next_event() == Command("HELLO", None, b"hello")
+
+
+# --- SMTP smuggling ----------------------------------------------------------------------
+
+SMUGGLING_SEQUENCES = [
+    b"\n.\n",
+    b"\n.\r\n",
+    b"\r.\r",
+    b"\r.\n",
+    b"\n.\r",
+    b"\r\n.\n",
+    b"\r.\r\n",
+    b"\r\n.\r",
+    b"\r\n\x00.\r\n",
+    b"\r\r\n.\r\r\n",
+]
+SMUGGLED = b"MAIL FROM:<evil@x>\r\nRCPT TO:<v@x>\r\nDATA\r\nsmuggled\r\n.\r\n"
+
+
+@pytest.mark.parametrize("sequence", SMUGGLING_SEQUENCES, ids=repr)
+@pytest.mark.parametrize("prefix", [b"Subject: hi\r\n\r\nbody", b""], ids=["inside", "at-start"])
+def test_smuggling_sequence_does_not_end_data(
+    sequence: bytes, prefix: bytes, split: Splitter
+) -> None:
+    stream = prefix + sequence + SMUGGLED
+    events = drive(split(b"DATA\r\n" + stream))
+    expected = reference(stream, None, 1001)
+    assert expected is not None
+    assert expected.rest == b""
+    assert events == [DATA_CMD, DataChunk(expected.content), EndOfData(None, expected.size)]
+    assert b"MAIL FROM:<evil@x>\r\n" in expected.content
+    assert b"smuggled\r\n" in expected.content
+
+
+# --- limits --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("line", "error"),
+    [
+        (b"x" * 998, None),
+        (b"x" * 999, None),  # 999 + CRLF = 1001: the longest line accepted
+        (b"x" * 1000, replies.DATA_LINE_TOO_LONG),
+        (b"." + b"x" * 998, None),  # the stuffing dot counts, as received
+        (b"." + b"x" * 999, replies.DATA_LINE_TOO_LONG),
+        (b"x\n" * 500, replies.DATA_LINE_TOO_LONG),  # bare LFs do not end lines
+        (b"x\n" * 499 + b"x", None),
+        (b"x\n" * 500 + b"x", replies.DATA_LINE_TOO_LONG),
+        (b"x" * 100_000, replies.DATA_LINE_TOO_LONG),
+    ],
+)
+def test_data_line_limit_1001(line: bytes, error: Reply | None, split: Splitter) -> None:
+    stream = b"ok\r\n" + line + b"\r\nafter\r\n.\r\n"
+    expected = reference(stream, None, 1001)
+    assert expected is not None
+    assert expected.error == error
+    events = drive(split(b"DATA\r\n" + stream + b"NOOP\r\n"))
+    assert events[-2] == EndOfData(error, expected.size)
+    assert events[-1] == Command("NOOP", None, b"NOOP")
+    if error is None:
+        assert events[1] == DataChunk(expected.content)
+
+
+@pytest.mark.parametrize(("size", "ok"), [(999, True), (1000, True), (1001, False)])
+def test_data_size_limit(size: int, ok: bool, split: Splitter) -> None:
+    line = b"y" * 98 + b"\r\n"
+    content = line * 9 + b"z" * (size - 902) + b"\r\n"
+    assert len(content) == size
+    config = CoreConfig(data_size_limit=1000)
+    events = drive(split(b"DATA\r\n" + content + b".\r\n"), config=config)
+    error = None if ok else replies.TOO_MUCH_DATA
+    assert events[-1] == EndOfData(error, size)
+    if ok:
+        assert events[1] == DataChunk(content)
+
+
+def test_size_limit_counts_unstuffed_octets() -> None:
+    content = b"..\r\n" * 250  # 1000 octets received, 750 once unstuffed
+    events = drive([b"DATA\r\n" + content + b".\r\n"], config=CoreConfig(data_size_limit=750))
+    assert events[-1] == EndOfData(None, 750)
+
+
+@pytest.mark.parametrize("limit", [None, 0])
+def test_no_size_limit(limit: int | None) -> None:
+    content = b"x" * 998 + b"\r\n"
+    events = drive([b"DATA\r\n" + content * 100 + b".\r\n"], config=CoreConfig(limit))
+    assert events[-1] == EndOfData(None, 100_000)
+
+
+def test_first_limit_broken_wins() -> None:
+    size_first = b"a\r\n" * 10 + b"x" * 2000 + b"\r\n.\r\n"
+    events = drive([b"DATA\r\n" + size_first], config=CoreConfig(data_size_limit=20))
+    assert events[-1] == EndOfData(replies.TOO_MUCH_DATA, 2032)
+    line_first = b"x" * 2000 + b"\r\n" + b"a\r\n" * 10 + b".\r\n"
+    events = drive([b"DATA\r\n" + line_first], config=CoreConfig(data_size_limit=20))
+    assert events[-1] == EndOfData(replies.DATA_LINE_TOO_LONG, 2032)
+
+
+def test_forty_mib_over_one_mib_limit_stays_bounded() -> None:
+    conn = ServerConnection(CoreConfig(data_size_limit=1 << 20))
+    conn.receive_data(b"DATA\r\n")
+    assert conn.next_event() == DATA_CMD
+    conn.send(b"354 go")
+    piece = (b"x" * 76 + b"\r\n") * 840  # 65,520 octets
+    total = 0
+    delivered = 0
+    max_buffered = 0
+    while total < 40 << 20:
+        conn.receive_data(piece)
+        total += len(piece)
+        while (event := conn.next_event()) is not NEED_DATA:
+            assert isinstance(event, DataChunk)
+            delivered += len(event.data)
+        max_buffered = max(max_buffered, conn.buffered_size, len(conn._buf))
+    assert delivered <= 1 << 20
+    assert max_buffered <= 2 * len(piece)
+    conn.receive_data(b".\r\nNOOP\r\n")
+    assert conn.next_event() == EndOfData(replies.TOO_MUCH_DATA, total)
+    assert conn.next_event() == Command("NOOP", None, b"NOOP")
+
+
+def test_ten_mib_data_line_without_crlf_stays_bounded() -> None:
+    conn = ServerConnection(CoreConfig())
+    conn.receive_data(b"DATA\r\n")
+    assert conn.next_event() == DATA_CMD
+    conn.send(b"354 go")
+    for _ in range(160):
+        conn.receive_data(b"\n" * 65_536)
+        assert conn.next_event() is NEED_DATA
+        assert len(conn._buf) <= 2 * 65_536
+    conn.receive_data(b"\r\n.\r\n")
+    assert conn.next_event() == EndOfData(replies.DATA_LINE_TOO_LONG, 160 * 65_536 + 2)
+
+
+@pytest.mark.parametrize("discarding", [False, True])
+def test_eof_mid_data_abandons_the_message(discarding: bool, split: Splitter) -> None:
+    config = CoreConfig(data_size_limit=5 if discarding else None)
+    conn = ServerConnection(config)
+    events = drive(split(b"DATA\r\nSubject: x\r\n\r\npartial"), conn=conn, eof=True)
+    assert events[0] == DATA_CMD
+    assert events[-1] == ConnectionClosed()
+    assert not any(isinstance(event, EndOfData) for event in events)
+    assert conn.mode is Mode.CLOSED
+
+
+def test_eof_after_terminator_completes_the_message() -> None:
+    events = drive([b"DATA\r\nx\r\n.\r\n"], eof=True)
+    assert events == [DATA_CMD, DataChunk(b"x\r\n"), EndOfData(None, 3), ConnectionClosed()]
+
+
+def test_byte_at_a_time_is_not_quadratic() -> None:
+    message = (b"x" * 76 + b"\r\n") * 4000  # 312 KB
+    conn = ServerConnection(CoreConfig())
+    conn.receive_data(b"DATA\r\n")
+    assert conn.next_event() == DATA_CMD
+    conn.send(b"354 go")
+    started = time.perf_counter()
+    delivered = 0
+    for i in range(len(message)):
+        conn.receive_data(message[i : i + 1])
+        while (event := conn.next_event()) is not NEED_DATA:
+            delivered += len(event.data)  # type: ignore[union-attr]
+        assert len(conn._buf) < 8192
+    elapsed = time.perf_counter() - started
+    assert delivered == len(message)
+    # Linear work is ~1 µs per octet; a rescan of the buffer per octet would take minutes.
+    assert elapsed < 20
+
+
+def test_first_overlong_line() -> None:
+    assert first_overlong_line(b"", 5) == -1
+    assert first_overlong_line(b"abc\r\n", 5) == -1
+    assert first_overlong_line(b"abcd\r\n", 5) == 0
+    assert first_overlong_line(b"ab\r\nabc\r\nabcd\r\n", 5) == 9
+    assert first_overlong_line(b"a\rb\r\n", 5) == -1
+    assert first_overlong_line(b"a\rbc\r\n", 5) == 0
+    slab = (b"x" * 997 + b"\r\n") * 100 + b"y" * 1000 + b"\r\n"
+    assert first_overlong_line(slab, 1001) == 99_900
+
+
+# --- property tests against the reference model -----------------------------------------
+
+_TOKENS = st.sampled_from(
+    [b"\r\n", b"\r", b"\n", b".", b"..", b"a", b"bc", b"\x00", b"\r\n.\r\n", b"\r\n.", b"x" * 9]
+)
+_STREAMS = st.lists(_TOKENS, max_size=40).map(b"".join)
+
+
+@settings(max_examples=400)
+@given(
+    stream=_STREAMS,
+    cuts=st.lists(st.integers(0, 500), max_size=10),
+    size_limit=st.sampled_from([None, 0, 1, 5, 20, 60]),
+    line_limit=st.sampled_from([3, 4, 6, 12, 1001]),
+    eof=st.booleans(),
+)
+def test_matches_reference_at_random_splits(
+    stream: bytes, cuts: list[int], size_limit: int | None, line_limit: int, eof: bool
+) -> None:
+    data = b"DATA\r\n" + stream
+    check_against_reference(stream, at_cuts(data, cuts), size_limit, line_limit, eof)
+
+
+@settings(max_examples=150)
+@given(
+    stream=_STREAMS,
+    size_limit=st.sampled_from([None, 5, 20]),
+    line_limit=st.sampled_from([3, 6, 1001]),
+)
+def test_matches_reference_byte_at_a_time(
+    stream: bytes, size_limit: int | None, line_limit: int
+) -> None:
+    data = b"DATA\r\n" + stream
+    pieces = [data[i : i + 1] for i in range(len(data))]
+    check_against_reference(stream, pieces, size_limit, line_limit, eof=True)
