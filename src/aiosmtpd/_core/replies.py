@@ -96,7 +96,9 @@ BAD_BODY = _r(501, "Error: BODY can only be one of 7BIT, 8BITMIME", "5.5.4")
 SMTPUTF8_NO_ARGS = _r(501, "Error: SMTPUTF8 takes no arguments", "5.5.4")
 SMTPUTF8_DISABLED = _r(501, "Error: SMTPUTF8 disabled", "5.5.4")
 SIZE_EXCEEDS_LIMIT = _r(552, "Error: message size exceeds fixed maximum message size", "5.3.4")
-MAIL_PARAMS_UNRECOGNIZED = _r(555, "MAIL FROM parameters not recognized or not implemented", "5.5.4")
+MAIL_PARAMS_UNRECOGNIZED = _r(
+    555, "MAIL FROM parameters not recognized or not implemented", "5.5.4"
+)
 RCPT_PARAMS_UNRECOGNIZED = _r(555, "RCPT TO parameters not recognized or not implemented", "5.5.4")
 
 # --- DATA ---------------------------------------------------------------------------------
@@ -119,3 +121,9 @@ AUTH_BAD_BASE64 = _r(501, "Can't decode base64", "5.5.2", always=True)
 AUTH_CANT_SPLIT = _r(501, "Can't split auth value", "5.5.2", always=True)
 AUTH_TOO_MANY_FAILURES = _r(421, "Too many authentication failures", "4.7.0", always=True)
 AUTH_NOT_RECOGNIZED_HELO = _r(500, "Error: command 'AUTH' not recognized", "5.5.1")
+
+# --- added by the SMTP adapter (HELO / HELP texts of aiosmtpd 1.4) -------------------------
+HELO_OK = _r(250, "{hostname}")
+HELP_SYNTAX = _r(250, "Syntax: {syntax}", "2.0.0")
+HELP_SUPPORTED = _r(250, "Supported commands: {commands}", "2.0.0")
+HELP_UNSUPPORTED = _r(501, "Supported commands: {commands}", "5.5.4")

@@ -1,0 +1,476 @@
+"""The session engine under ``SMTP``: one task per connection driving the sans-I/O core.
+
+Owns: the protocol callbacks (``connection_made`` ... ``resume_writing``), the session
+task that pulls core events and dispatches commands to ``smtp_<VERB>`` methods, reply
+buffering (replies go out with ONE ``transport.write`` per pipelined group: the buffer is
+flushed when the core needs more input, before closing and before STARTTLS), the idle
+timer, back-pressure in both directions, the verb gates that apply to every command
+(require_starttls, unknown-command limit, ``command_call_limit``), hook invocation and
+``handle_exception``. Also the small 1.4 value types ``Session``, ``Envelope``,
+``MISSING``, ``@syntax`` and ``sanitize`` (re-exported by ``aiosmtpd.smtp``).
+
+Invariants: ``next_event()`` is called only after the previous command finished; bytes
+are framed only by the core; the transport written to is always ``self.transport``
+(plugins swap it after their own STARTTLS); no sleeping tasks, only ``call_later``.
+
+Must not know: what each command means (``aiosmtpd.smtp``), AUTH mechanisms.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import re
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from . import _compat as compat
+from ._core import replies as R
+from ._core.connection import ServerConnection
+from ._core.events import (
+    NEED_DATA,
+    PAUSED,
+    AuthLine,
+    Command,
+    ConnectionClosed,
+    DataChunk,
+    EndOfData,
+    Event,
+    Rejected,
+)
+from ._flow import IdleTimer, WriteGate
+from ._tls import ssl_info
+
+log = logging.getLogger("mail.log")
+
+BOGUS_LIMIT = 5
+ALLOWED_BEFORE_STARTTLS = {"NOOP", "EHLO", "STARTTLS", "QUIT"}
+EMPTY_BARR = bytearray()
+#: Stop reading from the socket while this much unparsed input is buffered (a client
+#: pipelining faster than its commands are served); resume when the core needs data.
+READ_HIGH_WATER = 1024 * 1024
+#: Write buffered replies out once they exceed this, even mid-group.
+WRITE_FLUSH_SIZE = 64 * 1024
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+class _Missing(enum.Enum):
+    MISSING = object()
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING = _Missing.MISSING
+
+
+class _ConnectionGone(Exception):
+    """The peer went away while a command was waiting for more input."""
+
+
+_SANITIZE_RE = re.compile(rb"(?i)(\s*AUTH\s+\S+\s+)(\S+)")
+
+
+def sanitize(text: bytes | bytearray) -> bytes:
+    """Mask the credentials of an ``AUTH <mech> <initial-response>`` line."""
+    return _SANITIZE_RE.sub(rb"\1********", bytes(text), count=1)
+
+
+def sanitized_log(func: Callable[..., Any], msg: Any, *args: Any, **kwargs: Any) -> None:
+    func(msg, *(sanitize(a) if isinstance(a, bytes | bytearray) else a for a in args), **kwargs)
+
+
+def syntax(text: str, extended: str | None = None, when: str | None = None) -> Callable[[_F], _F]:
+    """Declare a verb's HELP text; ``when`` names an attribute that must be truthy."""
+
+    def decorator(func: _F) -> _F:
+        func.__smtp_syntax__ = text  # type: ignore[attr-defined]
+        func.__smtp_syntax_extended__ = extended  # type: ignore[attr-defined]
+        func.__smtp_syntax_when__ = when  # type: ignore[attr-defined]
+        return func
+
+    return decorator
+
+
+class Session:
+    """Per-connection state visible to hooks (reset by STARTTLS)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop | None) -> None:
+        self.peer: Any = None
+        self.ssl: dict[str, Any] | None = None
+        self.host_name: str | None = None
+        self.extended_smtp = False
+        self.loop = loop
+        self.proxy_data: Any = None
+        self.auth_data: Any = None
+        self.authenticated: bool | None = None
+        self._login_data: Any = None
+
+    @property
+    def login_data(self) -> Any:
+        compat.log_login_data()
+        return self._login_data
+
+    @login_data.setter
+    def login_data(self, value: Any) -> None:
+        compat.log_login_data()
+        self._login_data = value
+
+
+class Envelope:
+    """Per-transaction state visible to hooks (renewed by HELO/EHLO/RSET/after DATA)."""
+
+    def __init__(self) -> None:
+        self.mail_from: str | None = None
+        self.mail_options: list[str] = []
+        self.smtp_utf8 = False
+        self.content: bytes | str | None = None
+        self.original_content: bytes | None = None
+        self.rcpt_tos: list[str] = []
+        self.rcpt_options: list[str] = []
+
+
+def _reply(reply: R.Reply, **fields: Any) -> str:
+    return reply.with_text(reply.text.format(**fields)).render() if fields else reply.render()
+
+
+class SessionEngine(asyncio.Protocol):
+    """Connection plumbing shared by ``SMTP`` and ``LMTP``; see the module docstring."""
+
+    # Set by SMTP.__init__ (declared here for the engine's benefit).
+    hostname: str
+    __ident__: str
+    enable_SMTPUTF8: bool
+    require_starttls: Any
+    tls_context: Any
+    data_size_limit: int | None
+    _auth_required: bool
+    _call_limits: dict[str, int]
+    _call_limit_default: int
+    _enforce_call_limit: bool
+    _handle_hooks: dict[str, Callable[..., Any]]
+    _smtp_methods: dict[str, Callable[..., Any]]
+    _loop: asyncio.AbstractEventLoop | None
+    _timeout_duration: float | None
+
+    def _init_connection_state(self) -> None:
+        self.transport: Any = None
+        self._reader = compat.CompatStream(None)
+        self._writer = compat.CompatStream(None)
+        self._tls_protocol: Any = None
+        self._original_transport: Any = None
+        self._implicit_tls = False
+        self._tls_handshake_okay = True
+        self._handler_coroutine: asyncio.Task[None] | None = None
+        self.session: Session = None  # type: ignore[assignment]
+        self.envelope: Envelope = None  # type: ignore[assignment]
+        self._conn: ServerConnection = None  # type: ignore[assignment]
+        self._out: list[bytes] = []
+        self._out_size = 0
+        self._final_replies = 0
+        self._bogus = 0
+        self._call_counts: dict[str, int] = {}
+        self._closing = False
+        self._lost = False
+        self._reading_paused = False
+        self._input_waiter: asyncio.Future[None] | None = None
+        self._writes = WriteGate()
+        self._timer: IdleTimer = None  # type: ignore[assignment]
+
+    def _create_session(self) -> Session:
+        return Session(self._loop)
+
+    def _create_envelope(self) -> Envelope:
+        return Envelope()
+
+    def _set_rset_state(self) -> None:
+        self.envelope = self._create_envelope()
+
+    def _new_core(self) -> ServerConnection:
+        raise NotImplementedError
+
+    @property
+    def _tls_active(self) -> bool:
+        return bool(self._tls_protocol) or self._implicit_tls
+
+    # --- asyncio.Protocol -----------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        loop = asyncio.get_running_loop()
+        self.transport = transport
+        self._reader = compat.CompatStream(transport)
+        self._writer = compat.CompatStream(transport)
+        self._implicit_tls = transport.get_extra_info("ssl_object") is not None
+        self.session = self._create_session()
+        self.session.peer = transport.get_extra_info("peername")
+        if self._implicit_tls:
+            self.session.ssl = ssl_info(transport)
+        self._set_rset_state()
+        self._conn = self._new_core()
+        self._timer = IdleTimer(loop, self._timeout_duration, self._on_timeout)
+        self._timer.touch()
+        self._handler_coroutine = loop.create_task(self._handle_client())
+
+    def data_received(self, data: bytes) -> None:
+        if self._conn is None or self._closing:
+            return
+        self._conn.receive_data(data)
+        self._wake()
+        if not self._reading_paused and self._conn.buffered_size > READ_HIGH_WATER:
+            self._reading_paused = True
+            self.transport.pause_reading()
+
+    def eof_received(self) -> bool | None:
+        if self._conn is not None and not self._lost:
+            self._conn.receive_data(b"")
+            self._wake()
+        # Keep the transport open so pipelined replies can still be written; the session
+        # task closes it after ConnectionClosed. (SSL transports ignore the request.)
+        return None if self._tls_active else True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._original_transport is not None and not self._original_transport.is_closing():
+            self._original_transport.close()
+        if not self._lost:
+            self._lost = True
+            if self._conn is not None:
+                self._conn.receive_data(b"")
+        self._writes.release()
+        self._wake()
+
+    def pause_writing(self) -> None:
+        self._writes.pause()
+
+    def resume_writing(self) -> None:
+        self._writes.resume()
+
+    # --- output ------------------------------------------------------------------------------
+    def _send_line(self, line: bytes) -> None:
+        assert self._conn is not None
+        data = self._conn.send(line)
+        self._out.append(data)
+        self._out_size += len(data)
+        if line[:3] != b"334":
+            self._final_replies += 1
+        if self._out_size > WRITE_FLUSH_SIZE:
+            self._flush()
+
+    def _say(self, reply: R.Reply, **fields: Any) -> None:
+        self._send_line(_reply(reply, **fields).encode("utf-8"))
+
+    def _flush(self) -> None:
+        if not self._out:
+            return
+        data = b"".join(self._out) if len(self._out) > 1 else self._out[0]
+        self._out.clear()
+        self._out_size = 0
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.write(data)
+
+    async def push(self, status: str | bytes) -> None:
+        """Send one reply line (CRLF is added)."""
+        if isinstance(status, str):
+            status = status.encode("utf-8" if self.enable_SMTPUTF8 else "ascii")
+        self._send_line(status)
+        if self._writes.paused:
+            self._flush()
+            await self._writes.wait()
+
+    # --- the session task -------------------------------------------------------------------
+    def _wake(self) -> None:
+        waiter = self._input_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def _wait_for_input(self) -> None:
+        if self._reading_paused and not self._lost:
+            self._reading_paused = False
+            self.transport.resume_reading()
+        waiter = asyncio.get_running_loop().create_future()
+        self._input_waiter = waiter
+        try:
+            await waiter
+        finally:
+            self._input_waiter = None
+
+    async def _next_event(self) -> Event | None:
+        """The next core event, flushing replies first when input must be awaited.
+
+        ``None`` means the connection is over (closed by either side).
+        """
+        assert self._conn is not None
+        while True:
+            if self._writes.paused:
+                self._flush()
+                await self._writes.wait()
+            if self._closing:
+                return None
+            event = self._conn.next_event()
+            if event is NEED_DATA:
+                self._flush()
+                await self._wait_for_input()
+                continue
+            if event is PAUSED:
+                return None
+            assert self._timer is not None
+            self._timer.touch()
+            return event
+
+    async def _handle_client(self) -> None:
+        try:
+            self._say(R.GREETING, hostname=self.hostname, ident=self.__ident__)
+            while True:
+                event = await self._next_event()
+                if event is None:
+                    break
+                await self._dispatch(event)
+        except _ConnectionGone:
+            pass
+        except Exception:
+            log.exception("%r SMTP session exception", self.session.peer)
+        finally:
+            self._end_connection()
+
+    def _end_connection(self) -> None:
+        self._closing = True
+        if self._timer is not None:
+            self._timer.cancel()
+        self._flush()
+        if self._conn is not None:
+            self._conn.close()
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
+    def _close_after_reply(self) -> None:
+        self._closing = True
+
+    def _on_timeout(self) -> None:
+        if self._closing or self._lost:
+            return
+        log.info("%r connection timeout", self.session.peer)
+        self._flush()
+        self._closing = True
+        if self._conn is not None:
+            self._conn.close()
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            line = _reply(R.TIMEOUT, hostname=self.hostname) + "\r\n"
+            transport.write(line.encode("utf-8"))
+            transport.close()
+        self._wake()
+
+    async def _dispatch(self, event: Event) -> None:
+        if isinstance(event, Command):
+            await self._on_command(event)
+        elif isinstance(event, Rejected):
+            self._say(event.reply)
+            if event.close:
+                self._close_after_reply()
+        elif isinstance(event, ConnectionClosed):
+            self._closing = True
+        else:
+            # DataChunk / EndOfData / AuthLine only occur inside DATA and AUTH exchanges.
+            log.error("%r unexpected core event %r", self.session.peer, type(event).__name__)
+
+    async def _on_command(self, command: Command) -> None:
+        verb, arg = command.verb, command.arg
+        if log.isEnabledFor(logging.INFO):
+            sanitized_log(log.info, "%r >> %r", self.session.peer, command.raw)
+        if self.require_starttls and not self._tls_active and verb not in ALLOWED_BEFORE_STARTTLS:
+            self._say(R.NEED_STARTTLS)
+            return
+        if not self._tls_handshake_okay and verb != "QUIT":
+            self._say(R.LACK_OF_SECURITY)
+            return
+        method = self._smtp_methods.get(verb)
+        if method is None:
+            self._bogus += 1
+            if self._bogus >= BOGUS_LIMIT:
+                self._say(R.TOO_MANY_UNRECOGNIZED)
+                self._close_after_reply()
+            else:
+                self._say(R.UNRECOGNIZED, verb=verb)
+            return
+        if self._enforce_call_limit:
+            count = self._call_counts.get(verb, 0) + 1
+            self._call_counts[verb] = count
+            if count > self._call_limits.get(verb, self._call_limit_default):
+                self._say(R.CALL_LIMIT, verb=verb)
+                self._close_after_reply()
+                return
+        try:
+            await method(self, arg)
+        except (_ConnectionGone, asyncio.CancelledError):
+            raise
+        except Exception as error:
+            await self.push(await self.handle_exception(error))
+
+    async def handle_exception(self, error: Exception) -> str:
+        """The reply for an exception raised while serving a command (DECISIONS 2, 3)."""
+        hook = self._handle_hooks.get("exception")
+        if hook is not None:
+            try:
+                status = await hook(error)
+            except Exception:
+                log.exception("%r handle_exception() failed", self.session.peer)
+                status = None
+            if status is not None:
+                return str(status)
+        log.error("%r SMTP session exception", self.session.peer, exc_info=error)
+        return _reply(R.LOCAL_ERROR)
+
+    async def _call_handler_hook(self, command: str, *args: Any) -> Any:
+        hook = self._handle_hooks.get(command)
+        if hook is None:
+            return MISSING
+        assert self._timer is not None
+        self._timer.busy += 1
+        try:
+            return await hook(self, self.session, self.envelope, *args)
+        finally:
+            self._timer.busy -= 1
+
+    async def check_helo_needed(self, helo: str = "HELO") -> bool:
+        if not self.session.host_name:
+            self._say(R.NEED_EHLO if helo == "EHLO" else R.NEED_HELO)
+            return False
+        return True
+
+    async def check_auth_needed(self, caller: str) -> bool:
+        if self._auth_required and not self.session.authenticated:
+            log.info("%r %s refused: not authenticated", self.session.peer, caller)
+            self._say(R.AUTH_REQUIRED)
+            return False
+        return True
+
+    async def _read_message(self) -> EndOfData | tuple[bytes, EndOfData]:
+        """Collect DATA content; the EndOfData alone if it carries an error."""
+        chunks: list[bytes] = []
+        while True:
+            event = await self._next_event()
+            if isinstance(event, DataChunk):
+                chunks.append(event.data)
+            elif isinstance(event, EndOfData):
+                if event.error is not None:
+                    return event
+                # One copy at most: join() returns the lone chunk itself.
+                content = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+                return content, event
+            elif event is None or isinstance(event, ConnectionClosed):
+                raise _ConnectionGone
+            else:
+                log.error("%r unexpected event in DATA: %r", self.session.peer, event)
+
+    async def _next_auth_line(self) -> bytes | _Missing:
+        """The client's answer to a 334 challenge; MISSING (after a reply) if refused."""
+        event = await self._next_event()
+        if isinstance(event, AuthLine):
+            return event.line
+        if isinstance(event, Rejected):
+            self._say(event.reply)
+            if event.close:
+                self._close_after_reply()
+            return MISSING
+        raise _ConnectionGone

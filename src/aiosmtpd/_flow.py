@@ -1,0 +1,97 @@
+"""Flow control for one SMTP connection: the idle timer and the write gate.
+
+Owns: ``IdleTimer`` (RFC 5321 §4.5.3.2 idle timeout with a lazily moved deadline, so a
+busy pipelined connection costs one ``call_later`` per timeout period, not one per
+command) and ``WriteGate`` (the transport's ``pause_writing``/``resume_writing``).
+Invariants: no sleeping tasks, only ``loop.call_later`` handles and futures; ``cancel``
+and ``release`` are idempotent and leave nothing scheduled.
+Must not know: SMTP replies, the core, hooks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+
+class IdleTimer:
+    """Calls ``on_expire`` once when ``timeout`` seconds pass without ``touch()``.
+
+    While ``busy`` is non-zero (the server itself is working, e.g. inside a handler hook)
+    the timer does not expire: the client is not the one being idle.
+    """
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        timeout: float | None,
+        on_expire: Callable[[], None],
+    ) -> None:
+        self._loop = loop
+        self._timeout = timeout if timeout and timeout > 0 else None
+        self._on_expire = on_expire
+        self._deadline = 0.0
+        self._handle: asyncio.TimerHandle | None = None
+        self._cancelled = False
+        self.busy = 0
+
+    def touch(self) -> None:
+        """The client made progress: the idle period starts again now."""
+        if self._timeout is None or self._cancelled:
+            return
+        self._deadline = self._loop.time() + self._timeout
+        if self._handle is None:
+            self._handle = self._loop.call_at(self._deadline, self._fire)
+
+    def cancel(self) -> None:
+        self._cancelled = True
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    def _fire(self) -> None:
+        self._handle = None
+        if self._cancelled or self._timeout is None:
+            return
+        now = self._loop.time()
+        if now < self._deadline:
+            self._handle = self._loop.call_at(self._deadline, self._fire)
+            return
+        if self.busy:
+            self._deadline = now + self._timeout
+            self._handle = self._loop.call_at(self._deadline, self._fire)
+            return
+        self._cancelled = True
+        self._on_expire()
+
+
+class WriteGate:
+    """Mirrors the transport's write flow control as something a task can await."""
+
+    def __init__(self) -> None:
+        self.paused = False
+        self._waiter: asyncio.Future[None] | None = None
+
+    def pause(self) -> None:
+        self.paused = True
+
+    def resume(self) -> None:
+        self.paused = False
+        self._release_waiter()
+
+    def release(self) -> None:
+        """The connection is gone: nobody may stay blocked on it."""
+        self.paused = False
+        self._release_waiter()
+
+    async def wait(self) -> None:
+        if not self.paused:
+            return
+        if self._waiter is None or self._waiter.done():
+            self._waiter = asyncio.get_running_loop().create_future()
+        await self._waiter
+
+    def _release_waiter(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+        self._waiter = None

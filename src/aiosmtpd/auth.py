@@ -1,0 +1,217 @@
+"""SMTP AUTH (RFC 4954) vocabulary and the built-in PLAIN and LOGIN mechanisms.
+
+Owns: ``AuthResult`` (what a mechanism or an ``authenticator`` returns), ``LoginPassword``
+(credentials handed to an ``authenticator``), the ``@auth_mechanism`` decorator, the
+mechanism-table builder, and the PLAIN (RFC 4616) / LOGIN exchanges.
+
+Invariants: credentials never reach a log or a ``repr``; a mechanism talks to the client
+only through ``server.challenge_auth`` and ``server.push``; a failed authentication always
+ends with a reply (DECISIONS row 1 -- the ``SMTP`` adapter enforces the last part).
+
+Must not know: transports, the core's framing, the session task.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
+
+import attr
+
+from ._core import replies as R
+from ._core.syntax import decode_sasl_line
+from ._engine import MISSING, SessionEngine
+
+if TYPE_CHECKING:
+    from .smtp import SMTP
+
+__all__ = [
+    "VALID_AUTHMECH",
+    "AuthMechanismType",
+    "AuthResult",
+    "BuiltinMechanisms",
+    "LoginPassword",
+    "auth_mechanism",
+    "mechanism_table",
+]
+
+#: A mechanism name (RFC 4422 §3.1 allows A-Z, 0-9, "-" and "_").
+VALID_AUTHMECH = r"[A-Z0-9_-]+\Z"
+_VALID_AUTHMECH_RE = re.compile(VALID_AUTHMECH)
+
+AuthMechanismType = Callable[["SMTP", list[str]], Awaitable[Any]]
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+@attr.s(auto_attribs=True, kw_only=True)
+class AuthResult:
+    """The outcome of an authentication attempt.
+
+    ``handled=True`` means the mechanism has already sent its final reply itself;
+    otherwise the server replies ``message`` or its default (235 / 535).
+    """
+
+    success: bool
+    handled: bool = True
+    message: str | None = None
+    auth_data: Any = attr.ib(default=None, repr=lambda _: "...")
+
+
+class LoginPassword(NamedTuple):
+    """Credentials from PLAIN or LOGIN; ``repr`` never shows the password."""
+
+    login: bytes
+    password: bytes
+
+    def __str__(self) -> str:
+        return f"LoginPassword(login='{self.login.decode(errors='replace')}', password=...)"
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def auth_mechanism(actual_name: str) -> Callable[[_F], _F]:
+    """Name an ``auth_*`` method's mechanism explicitly (``@auth_mechanism("CRAM-MD5")``)."""
+    name = actual_name.upper()
+    if not _VALID_AUTHMECH_RE.match(name):
+        raise ValueError(f"Invalid AUTH mechanism name: {actual_name}")
+
+    def decorator(func: _F) -> _F:
+        func.__auth_mechanism_name__ = name  # type: ignore[attr-defined]
+        return func
+
+    return decorator
+
+
+def mechanism_name(attribute: str, member: object) -> str:
+    """The mechanism an ``auth_*`` member implements (decorator name wins)."""
+    explicit = getattr(member, "__auth_mechanism_name__", None)
+    if isinstance(explicit, str):
+        return explicit
+    return attribute.replace("auth_", "", 1).replace("__", "-")
+
+
+def _auth_members(owner: type) -> dict[str, str]:
+    """``{mechanism name: attribute name}`` for the callable ``auth_*`` members of a type."""
+    found: dict[str, str] = {}
+    for attribute in dir(owner):
+        if not attribute.startswith("auth_"):
+            continue
+        member = getattr(owner, attribute, None)
+        if callable(member):
+            found[mechanism_name(attribute, member)] = attribute
+    return found
+
+
+_TABLE_CACHE: dict[tuple[type, type], dict[str, tuple[bool, str]]] = {}
+
+
+def mechanism_table(server_type: type, handler: object) -> dict[str, tuple[bool, str]]:
+    """``{name: (on_handler, attribute)}`` for every mechanism of a server and handler.
+
+    Computed once per (server class, handler type); a handler's own instance attributes
+    named ``auth_*`` are added on top (1.4 saw them via ``dir(handler)``). Handler
+    mechanisms override the server's built-ins of the same name.
+    """
+    key = (server_type, type(handler))
+    table = _TABLE_CACHE.get(key)
+    if table is None:
+        table = {name: (False, attribute) for name, attribute in _auth_members(server_type).items()}
+        for name, attribute in _auth_members(type(handler)).items():
+            table[name] = (True, attribute)
+        _TABLE_CACHE[key] = table
+    instance_attrs = getattr(handler, "__dict__", None)
+    if instance_attrs and any(a.startswith("auth_") for a in instance_attrs):
+        table = dict(table)
+        for attribute, member in instance_attrs.items():
+            if attribute.startswith("auth_") and callable(member):
+                table[mechanism_name(attribute, member)] = (True, attribute)
+    return table
+
+
+def exclude_mechanisms(
+    table: dict[str, tuple[bool, str]], excluded: Iterable[str] | None
+) -> dict[str, tuple[bool, str]]:
+    if not excluded:
+        return table
+    drop = {name.upper() for name in excluded}
+    return {name: where for name, where in table.items() if name not in drop}
+
+
+def split_plain(decoded: bytes) -> LoginPassword | None:
+    """RFC 4616 ``[authzid] NUL authcid NUL passwd`` -> credentials; ``None`` if malformed."""
+    parts = decoded.split(b"\x00")
+    if len(parts) != 3:
+        return None
+    return LoginPassword(parts[1], parts[2])
+
+
+class BuiltinMechanisms(SessionEngine):
+    """``auth_PLAIN`` and ``auth_LOGIN``, mixed into ``SMTP``.
+
+    Each is called as ``method(server, args)`` (1.4's ``auth_PLAIN(self, _, args)``), so
+    a handler's ``auth_PLAIN(self, server, args)`` can replace it transparently.
+    """
+
+    AuthLoginUsernameChallenge: str
+    AuthLoginPasswordChallenge: str
+    _authenticator: Any
+    _auth_callback: Callable[[str, bytes, bytes], bool]
+
+    async def challenge_auth(
+        self,
+        challenge: str | bytes,
+        encode_to_b64: bool = True,
+        log_client_response: bool = False,
+    ) -> Any:
+        raise NotImplementedError
+
+    async def auth_PLAIN(self, _: Any, args: list[str]) -> AuthResult:
+        if len(args) == 1:
+            response = await self.challenge_auth("")
+            if response is MISSING:
+                return AuthResult(success=False)
+        else:
+            decoded = decode_sasl_line(args[1])
+            if decoded is None:
+                self._say(R.AUTH_BAD_BASE64)
+                return AuthResult(success=False)
+            response = decoded
+        credentials = split_plain(response)
+        if credentials is None:
+            self._say(R.AUTH_CANT_SPLIT)
+            return AuthResult(success=False)
+        return self._authenticate("PLAIN", credentials)
+
+    async def auth_LOGIN(self, _: Any, args: list[str]) -> AuthResult:
+        if len(args) == 1:
+            login = await self.challenge_auth(self.AuthLoginUsernameChallenge)
+            if login is MISSING:
+                return AuthResult(success=False)
+        else:
+            decoded = decode_sasl_line(args[1])
+            if decoded is None:
+                self._say(R.AUTH_BAD_BASE64)
+                return AuthResult(success=False)
+            login = decoded
+        password = await self.challenge_auth(self.AuthLoginPasswordChallenge)
+        if password is MISSING:
+            return AuthResult(success=False)
+        return self._authenticate("LOGIN", LoginPassword(login, password))
+
+    def _authenticate(self, mechanism: str, credentials: LoginPassword) -> AuthResult:
+        """Ask the ``authenticator`` (or the legacy ``auth_callback``) about credentials."""
+        if self._authenticator is not None:
+            result = self._authenticator(self, self.session, self.envelope, mechanism, credentials)
+            if isinstance(result, AuthResult):
+                if result.success:
+                    return result
+                # The authenticator sent nothing: the server owes the client a reply.
+                return AuthResult(success=False, handled=False, message=result.message)
+            if result:
+                return AuthResult(success=True, auth_data=credentials)
+            return AuthResult(success=False, handled=False)
+        if self._auth_callback(mechanism, credentials.login, credentials.password):
+            return AuthResult(success=True, auth_data=credentials)
+        return AuthResult(success=False, handled=False)

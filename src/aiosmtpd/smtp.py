@@ -1,0 +1,684 @@
+"""The asyncio adapter: ``SMTP``, one protocol instance per connection, over the sans-I/O core.
+
+Owns: the aiosmtpd 1.4 public surface of ``aiosmtpd.smtp`` (``SMTP`` with every 1.4
+keyword argument and its validation, the module constants and re-exported names) and the
+meaning of each command: the ``smtp_<VERB>`` methods (validate -> ``handle_<VERB>`` hook
+-> reply), EHLO keywords, DATA delivery, the AUTH command and ``challenge_auth``.
+The connection plumbing (session task, reply buffering, timers, back-pressure) is in
+``_engine``; PLAIN/LOGIN in ``auth``; STARTTLS in ``_tls``; deprecation shims in
+``_compat``.
+
+Invariants: arguments are parsed only by ``aiosmtpd._core.syntax``; every reply the
+library sends is a named ``Reply``; a failed AUTH and a failing hook always get a reply.
+EHLO order: 1.4's lines in 1.4's order, with ``250-PIPELINING`` right after
+``250-SMTPUTF8`` (i.e. after the last line 1.4 always had, before STARTTLS/AUTH).
+
+Must not know: how the server is bound or run (controller), what handlers do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import functools
+import inspect
+import logging
+import socket
+import ssl
+import warnings
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from . import __version__, _hooks
+from . import _compat as compat
+from ._core import replies as R
+from ._core import syntax as S
+from ._core.connection import CoreConfig, ServerConnection
+from ._core.events import EndOfData
+from ._engine import (
+    ALLOWED_BEFORE_STARTTLS,
+    BOGUS_LIMIT,
+    EMPTY_BARR,
+    MISSING,
+    Envelope,
+    Session,
+    SessionEngine,
+    _ConnectionGone,
+    _Missing,
+    _reply,
+    sanitize,
+    sanitized_log,
+    syntax,
+)
+from ._tls import TLSSetupException, ssl_info, upgrade
+from .auth import (
+    VALID_AUTHMECH,
+    AuthMechanismType,
+    AuthResult,
+    BuiltinMechanisms,
+    LoginPassword,
+    auth_mechanism,
+    exclude_mechanisms,
+    mechanism_table,
+)
+
+__all__ = [
+    "ALLOWED_BEFORE_STARTTLS",
+    "BOGUS_LIMIT",
+    "CALL_LIMIT_DEFAULT",
+    "DATA_SIZE_DEFAULT",
+    "EMPTY_BARR",
+    "MISSING",
+    "SMTP",
+    "VALID_AUTHMECH",
+    "AuthCallbackType",
+    "AuthMechanismType",
+    "AuthResult",
+    "AuthenticatorType",
+    "Envelope",
+    "LoginPassword",
+    "Session",
+    "TLSSetupException",
+    "__version__",
+    "auth_mechanism",
+    "login_always_fail",
+    "make_loop",
+    "sanitize",
+    "sanitized_log",
+    "syntax",
+]
+
+log = logging.getLogger("mail.log")
+
+DATA_SIZE_DEFAULT = 2**25
+CALL_LIMIT_DEFAULT = 20
+__ident__ = f"Python SMTP {__version__}"
+
+AuthCallbackType = Callable[[str, bytes, bytes], bool]
+AuthenticatorType = Callable[["SMTP", Session, Envelope, str, Any], AuthResult]
+
+
+def login_always_fail(mechanism: str, login: bytes, password: bytes) -> bool:
+    return False
+
+
+def make_loop() -> asyncio.AbstractEventLoop:
+    from . import _get_or_new_eventloop
+
+    return _get_or_new_eventloop()
+
+
+@functools.cache
+def _default_hostname() -> str:
+    # socket.getfqdn() can block on DNS for seconds: once per process, never per connection.
+    return socket.getfqdn()
+
+
+class SMTP(BuiltinMechanisms, SessionEngine):
+    """An SMTP server protocol (RFC 5321), aiosmtpd 1.4 compatible."""
+
+    command_size_limit = 512
+    line_length_limit = 1001
+    local_part_limit = 0
+    # DECISIONS row 5: what every other server sends (1.4 sent "User Name\0"/"Password\0").
+    AuthLoginUsernameChallenge = "Username:"
+    AuthLoginPasswordChallenge = "Password:"
+    #: Advertise PIPELINING (RFC 2920) in EHLO (DECISIONS "Additions").
+    advertise_pipelining = True
+
+    def __init__(
+        self,
+        handler: Any,
+        *,
+        data_size_limit: int | None = DATA_SIZE_DEFAULT,
+        enable_SMTPUTF8: bool = False,
+        decode_data: bool = False,
+        hostname: str | None = None,
+        ident: str | None = None,
+        tls_context: Any = None,
+        require_starttls: bool = False,
+        timeout: float = 300,
+        auth_required: bool = False,
+        auth_require_tls: bool = True,
+        auth_exclude_mechanism: Iterable[str] | None = None,
+        auth_callback: AuthCallbackType | None = None,
+        command_call_limit: int | dict[str, int] | None = None,
+        authenticator: Any = None,
+        proxy_protocol_timeout: float | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        self.__ident__ = ident or __ident__
+        self._loop = loop
+        self.event_handler = handler
+        assert data_size_limit is None or isinstance(data_size_limit, int)
+        self.data_size_limit = data_size_limit
+        self.enable_SMTPUTF8 = enable_SMTPUTF8
+        self._decode_data = decode_data
+        self.hostname = hostname if hostname else _default_hostname()
+        self.tls_context = tls_context
+        if tls_context:
+            if tls_context.verify_mode not in {ssl.CERT_NONE, ssl.CERT_OPTIONAL}:
+                log.warning(
+                    "tls_context.verify_mode not in {CERT_NONE, CERT_OPTIONAL}; "
+                    "this might cause client connection problems"
+                )
+            elif tls_context.check_hostname:
+                log.warning(
+                    "tls_context.check_hostname == True; "
+                    "this might cause client connection problems"
+                )
+        self.require_starttls = tls_context and require_starttls
+        self._timeout_duration = timeout
+        self._auth_required = auth_required
+        self._auth_require_tls = auth_require_tls
+        self._auth_exclude_mechanism = auth_exclude_mechanism
+        self._auth_callback = auth_callback or login_always_fail
+        self._authenticator = authenticator
+        if auth_required and not auth_require_tls:
+            warnings.warn(compat.AUTH_WITHOUT_TLS, UserWarning, stacklevel=2)
+            log.warning("auth_required == True but auth_require_tls == False")
+        self._call_limits, self._call_limit_default = _parse_call_limit(command_call_limit)
+        self._enforce_call_limit = command_call_limit is not None
+        if proxy_protocol_timeout is not None:
+            if proxy_protocol_timeout <= 0:
+                raise ValueError("proxy_protocol_timeout must be > 0")
+            if proxy_protocol_timeout < 3.0:
+                log.warning("proxy_protocol_timeout < 3.0")
+        self._proxy_timeout = proxy_protocol_timeout
+
+        self._handle_hooks = _hooks.bind_hooks(handler)
+        self._ehlo_hook_arity = 5
+        ehlo = self._handle_hooks.get("EHLO")
+        if ehlo is not None:
+            self._ehlo_hook_arity = _hooks.ehlo_arity(handler, ehlo)
+            if self._ehlo_hook_arity == 4:
+                compat.warn_deprecated(compat.EHLO_4_ARG)
+            elif self._ehlo_hook_arity != 5:
+                raise RuntimeError("Unsupported EHLO Hook")
+        self._smtp_methods = _hooks.verb_table(type(self))
+        self._auth_methods = exclude_mechanisms(
+            mechanism_table(type(self), handler), auth_exclude_mechanism
+        )
+
+        self._init_connection_state()
+
+    # --- 1.4 compatible properties ------------------------------------------------------
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            try:
+                self._loop = asyncio.get_running_loop()
+            except RuntimeError:
+                self._loop = make_loop()
+        return self._loop
+
+    @loop.setter
+    def loop(self, value: asyncio.AbstractEventLoop) -> None:
+        self._loop = value
+
+    @property
+    def command_size_limits(self) -> dict[str, int]:
+        """Per-verb line limits of this connection (read-only view, DECISIONS row 10)."""
+        limits = dict.fromkeys(self._smtp_methods, self.command_size_limit)
+        if self.session is not None and self.session.extended_smtp:
+            limits["MAIL"] += self._mail_esmtp_extra()
+        return limits
+
+    @property
+    def max_command_size_limit(self) -> int:
+        return max(self.command_size_limits.values(), default=self.command_size_limit)
+
+    def _new_core(self) -> ServerConnection:
+        return ServerConnection(
+            CoreConfig(
+                data_size_limit=self.data_size_limit or None,
+                line_length_limit=self.line_length_limit,
+                command_size_limit=self.command_size_limit,
+                mail_esmtp_extra=self._mail_esmtp_extra(),
+                smtputf8=self.enable_SMTPUTF8,
+            )
+        )
+
+    def _mail_esmtp_extra(self) -> int:
+        return (26 if self.data_size_limit else 0) + (10 if self.enable_SMTPUTF8 else 0)
+
+    # --- commands ----------------------------------------------------------------------------
+    @syntax("HELO hostname")
+    async def smtp_HELO(self, hostname: str | None) -> None:
+        if not hostname:
+            self._say(R.HELO_SYNTAX)
+            return
+        self._set_rset_state()
+        self.session.extended_smtp = False
+        status = await self._call_handler_hook("HELO", hostname)
+        if status is MISSING:
+            self.session.host_name = hostname
+            status = _reply(R.HELO_OK, hostname=self.hostname)
+        await self.push(status)
+
+    @syntax("EHLO hostname")
+    async def smtp_EHLO(self, hostname: str | None) -> None:
+        await self._ehlo(hostname, R.EHLO_SYNTAX)
+
+    async def _ehlo(self, hostname: str | None, syntax_reply: R.Reply) -> None:
+        if not hostname:
+            self._say(syntax_reply)
+            return
+        self._set_rset_state()
+        self.session.extended_smtp = True
+        lines = self._ehlo_lines()
+        if hasattr(self, "ehlo_hook"):
+            compat.warn_deprecated(compat.EHLO_HOOK)
+            for line in lines:
+                await self.push(line)
+            lines = []
+            await self.ehlo_hook()
+        hook_present = "EHLO" in self._handle_hooks
+        if hook_present and self._ehlo_hook_arity == 4:
+            for line in lines:
+                await self.push(line)
+            status = await self._call_handler_hook("EHLO", hostname)
+            await self.push(status)
+            return
+        lines.append("250 HELP")
+        if hook_present:
+            lines = await self._call_handler_hook("EHLO", hostname, lines)
+        else:
+            self.session.host_name = hostname
+        for line in lines:
+            await self.push(line)
+
+    def _ehlo_lines(self) -> list[str]:
+        """The EHLO keyword lines; PIPELINING follows 1.4's last fixed line (SMTPUTF8)."""
+        lines = [f"250-{self.hostname}"]
+        if self.data_size_limit:
+            lines.append(f"250-SIZE {self.data_size_limit}")
+        if not self._decode_data:
+            lines.append("250-8BITMIME")
+        if self.enable_SMTPUTF8:
+            lines.append("250-SMTPUTF8")
+        if self.advertise_pipelining:
+            lines.append("250-PIPELINING")
+        if self.tls_context and not self._tls_active:
+            lines.append("250-STARTTLS")
+        if not self._auth_require_tls or self._tls_active:
+            lines.append("250-AUTH " + " ".join(sorted(self._auth_methods)))
+        return lines
+
+    @syntax("NOOP [ignored]")
+    async def smtp_NOOP(self, arg: str | None) -> None:
+        status = await self._call_handler_hook("NOOP", arg)
+        await self.push(_reply(R.OK) if status is MISSING else status)
+
+    @syntax("QUIT")
+    async def smtp_QUIT(self, arg: str | None) -> None:
+        if arg:
+            self._say(R.QUIT_SYNTAX)
+            return
+        status = await self._call_handler_hook("QUIT")
+        await self.push(_reply(R.BYE) if status is MISSING else status)
+        self._close_after_reply()
+
+    @syntax("STARTTLS", when="tls_context")
+    async def smtp_STARTTLS(self, arg: str | None) -> None:
+        if arg:
+            self._say(R.STARTTLS_SYNTAX)
+            return
+        if not self.tls_context:
+            self._say(R.TLS_NOT_AVAILABLE)
+            return
+        if self._tls_active:
+            self._say(R.ALREADY_IN_TLS)
+            return
+        self._say(R.READY_FOR_TLS)
+        self._flush()
+        await self._start_tls()
+
+    async def _start_tls(self) -> None:
+        old = self.transport
+        try:
+            new = await upgrade(old, self, self.tls_context)
+        except TLSSetupException as error:
+            log.info("%r STARTTLS failed: %s", self.session.peer, error)
+            raise _ConnectionGone from error
+        self._original_transport = old
+        self.transport = new
+        self._reader._transport = new
+        self._writer._transport = new
+        self._tls_protocol = new
+        self._conn.tls_established()
+        peer = self.session.peer
+        self.session = self._create_session()
+        self.session.peer = peer
+        self.session.ssl = ssl_info(new)
+        self._set_rset_state()
+        hook = self._handle_hooks.get("STARTTLS")
+        if hook is not None:
+            self._tls_handshake_okay = bool(hook(self, self.session, self.envelope))
+
+    @syntax("HELP [command]")
+    async def smtp_HELP(self, arg: str | None) -> None:
+        if not await self.check_auth_needed("HELP"):
+            return
+        if arg:
+            method = self._smtp_methods.get(arg.upper())
+            if method is not None and self._helps(method):
+                text = str(getattr(method, "__smtp_syntax__", ""))
+                extended = getattr(method, "__smtp_syntax_extended__", None)
+                if self.session.extended_smtp and extended:
+                    text += extended
+                self._say(R.HELP_SYNTAX, syntax=text)
+                return
+        verbs = " ".join(sorted(v for v, m in self._smtp_methods.items() if self._helps(m)))
+        self._say(R.HELP_UNSUPPORTED if arg else R.HELP_SUPPORTED, commands=verbs)
+
+    def _helps(self, method: Any) -> bool:
+        if getattr(method, "__smtp_syntax__", None) is None:
+            return False
+        when = getattr(method, "__smtp_syntax_when__", None)
+        return not when or bool(getattr(self, when, None))
+
+    @syntax("VRFY <address>")
+    async def smtp_VRFY(self, arg: str | None) -> None:
+        if not await self.check_auth_needed("VRFY"):
+            return
+        if not arg:
+            self._say(R.VRFY_SYNTAX)
+            return
+        parsed = S.parse_path(arg)
+        if isinstance(parsed, S.PathError) or parsed[1]:
+            self._say(R.VRFY_COULD_NOT, arg=arg)
+            return
+        status = await self._call_handler_hook("VRFY", parsed[0])
+        await self.push(_reply(R.VRFY_CANNOT) if status is MISSING else status)
+
+    def _parse_path_arg(
+        self, arg: str | None, keyword: str, syntax_error: R.Reply
+    ) -> tuple[str, S.EsmtpParams] | None:
+        """Parse ``FROM:<addr> params`` / ``TO:<addr> params``, replying on failure."""
+        text = S.strip_keyword(arg or "", keyword)
+        parsed = S.parse_path(text) if text else S.PathError.SYNTAX
+        if parsed is S.PathError.SYNTAX:
+            self._say(syntax_error)
+            return None
+        if parsed is S.PathError.MALFORMED:
+            self._say(R.MALFORMED_ADDRESS)
+            return None
+        address, param_text = parsed
+        if (
+            self.local_part_limit
+            and address != "<>"
+            and len(S.local_part(address)) > self.local_part_limit
+        ):
+            self._say(R.MALFORMED_ADDRESS)
+            return None
+        params = S.parse_esmtp_params(param_text)
+        if params is None or (params.options and not self.session.extended_smtp):
+            self._say(syntax_error)
+            return None
+        return address, params
+
+    @syntax("MAIL FROM: <address>", extended=" [SP <mail-parameters>]")
+    async def smtp_MAIL(self, arg: str | None) -> None:
+        if not await self.check_helo_needed():
+            return
+        if not await self.check_auth_needed("MAIL"):
+            return
+        syntax_error = R.MAIL_SYNTAX_ESMTP if self.session.extended_smtp else R.MAIL_SYNTAX
+        parsed = self._parse_path_arg(arg, "FROM:", syntax_error)
+        if parsed is None:
+            return
+        address, params = parsed
+        if self.envelope.mail_from:
+            self._say(R.NESTED_MAIL)
+            return
+        values = dict(params.values)
+        smtputf8 = values.pop("SMTPUTF8", False)
+        if smtputf8 is not False:
+            if smtputf8 is not True:
+                self._say(R.SMTPUTF8_NO_ARGS)
+                return
+            if not self.enable_SMTPUTF8:
+                self._say(R.SMTPUTF8_DISABLED)
+                return
+        body = values.pop("BODY", None)
+        if (
+            body is not None
+            and not self._decode_data
+            and (not isinstance(body, str) or body.upper() not in ("7BIT", "8BITMIME"))
+        ):
+            self._say(R.BAD_BODY)
+            return
+        size = values.pop("SIZE", None)
+        if size is not None:
+            if not isinstance(size, str) or not (size.isascii() and size.isdigit()):
+                self._say(syntax_error)
+                return
+            if self.data_size_limit and int(size) > self.data_size_limit:
+                self._say(R.SIZE_EXCEEDS_LIMIT)
+                return
+        if values:
+            self._say(R.MAIL_PARAMS_UNRECOGNIZED)
+            return
+        self.envelope.smtp_utf8 = smtputf8 is True
+        status = await self._call_handler_hook("MAIL", address, params.options)
+        if status is MISSING:
+            self.envelope.mail_from = address
+            self.envelope.mail_options.extend(params.options)
+            status = _reply(R.OK)
+        await self.push(status)
+
+    @syntax("RCPT TO: <address>", extended=" [SP <mail-parameters>]")
+    async def smtp_RCPT(self, arg: str | None) -> None:
+        if not await self.check_helo_needed():
+            return
+        if not await self.check_auth_needed("RCPT"):
+            return
+        if not self.envelope.mail_from:
+            self._say(R.NEED_MAIL)
+            return
+        syntax_error = R.RCPT_SYNTAX_ESMTP if self.session.extended_smtp else R.RCPT_SYNTAX
+        parsed = self._parse_path_arg(arg, "TO:", syntax_error)
+        if parsed is None:
+            return
+        address, params = parsed
+        if params.options:
+            self._say(R.RCPT_PARAMS_UNRECOGNIZED)
+            return
+        status = await self._call_handler_hook("RCPT", address, params.options)
+        if status is MISSING:
+            self.envelope.rcpt_tos.append(address)
+            self.envelope.rcpt_options.extend(params.options)
+            status = _reply(R.OK)
+        await self.push(status)
+
+    @syntax("RSET")
+    async def smtp_RSET(self, arg: str | None) -> None:
+        if arg:
+            self._say(R.RSET_SYNTAX)
+            return
+        self._set_rset_state()
+        if hasattr(self, "rset_hook"):
+            compat.warn_deprecated(compat.RSET_HOOK)
+            await self.rset_hook()
+        status = await self._call_handler_hook("RSET")
+        await self.push(_reply(R.OK) if status is MISSING else status)
+
+    @syntax("DATA")
+    async def smtp_DATA(self, arg: str | None) -> None:
+        if not await self.check_helo_needed():
+            return
+        if not await self.check_auth_needed("DATA"):
+            return
+        if not self.envelope.rcpt_tos:
+            self._say(R.NEED_RCPT)
+            return
+        if arg:
+            self._say(R.DATA_SYNTAX)
+            return
+        self._say(R.START_DATA)
+        await self._receive_and_deliver()
+
+    async def smtp_EXPN(self, arg: str | None) -> None:
+        self._say(R.EXPN_NOT_IMPLEMENTED)
+
+    async def _receive_and_deliver(self) -> None:
+        received = await self._read_message()
+        envelope = self.envelope
+        if isinstance(received, EndOfData):
+            assert received.error is not None
+            self._set_rset_state()
+            await self._push_data_replies(_reply(received.error), envelope)
+            return
+        content, _ = received
+        if self._decode_data:
+            try:
+                envelope.content = (
+                    content.decode("utf-8", "surrogateescape")
+                    if self.enable_SMTPUTF8
+                    else content.decode("ascii")
+                )
+            except UnicodeDecodeError:
+                # 1.4 kept the envelope here (quirk 14): the client may RSET or retry.
+                await self._push_data_replies(_reply(R.STRICT_ASCII), envelope)
+                return
+        else:
+            envelope.content = content
+        envelope.original_content = content
+        try:
+            status = await self._deliver()
+        except (_ConnectionGone, asyncio.CancelledError):
+            raise
+        except Exception as error:
+            status = await self.handle_exception(error)
+        finally:
+            self._set_rset_state()
+        await self._push_data_replies(status, envelope)
+
+    async def _deliver(self) -> Any:
+        if "DATA" in self._handle_hooks:
+            return await self._call_handler_hook("DATA")
+        process_message = getattr(self.event_handler, "process_message", None)
+        if process_message is None:
+            return _reply(R.OK)
+        compat.warn_deprecated(compat.PROCESS_MESSAGE)
+        envelope = self.envelope
+        result = process_message(
+            self.session.peer, envelope.mail_from, envelope.rcpt_tos, envelope.content
+        )
+        if inspect.isawaitable(result):
+            result = await result
+        return _reply(R.OK) if result is None else result
+
+    async def _push_data_replies(self, status: Any, envelope: Envelope) -> None:
+        """SMTP sends one reply after DATA; LMTP overrides this (one per recipient)."""
+        await self.push(status)
+
+    # --- AUTH (RFC 4954) -------------------------------------------------------------------
+    @syntax("AUTH <mechanism>")
+    async def smtp_AUTH(self, arg: str | None) -> None:
+        if not await self.check_helo_needed("EHLO"):
+            return
+        if not self.session.extended_smtp:
+            self._say(R.AUTH_NOT_RECOGNIZED_HELO)
+            return
+        if self._auth_require_tls and not self._tls_active:
+            self._say(R.AUTH_ENCRYPTION_REQUIRED)
+            return
+        if self.session.authenticated:
+            self._say(R.AUTH_ALREADY)
+            return
+        if not arg:
+            self._say(R.AUTH_NOT_ENOUGH)
+            return
+        args = arg.split()
+        if len(args) > 2:
+            self._say(R.AUTH_TOO_MANY)
+            return
+        before = self._final_replies
+        if "AUTH" in self._handle_hooks:
+            status = await self._call_handler_hook("AUTH", args)
+            if status is not None:
+                await self.push(status)
+            elif self._final_replies == before:
+                self._say(R.AUTH_FAILED)
+            return
+        where = self._auth_methods.get(args[0])
+        if where is None:
+            self._say(R.AUTH_UNRECOGNIZED)
+            return
+        on_handler, attribute = where
+        method = getattr(self.event_handler if on_handler else self, attribute)
+        result = await method(self, args)
+        if isinstance(result, AuthResult):
+            if result.success:
+                self._auth_succeeded(result.auth_data, result.message)
+            elif not result.handled or self._final_replies == before:
+                # DECISIONS row 1: a failure always gets a reply.
+                await self.push(result.message or _reply(R.AUTH_FAILED))
+        elif result is None or result is MISSING or result is False:
+            if self._final_replies == before:
+                self._say(R.AUTH_FAILED)
+        else:
+            self._auth_succeeded(None, None)
+            self.session._login_data = result
+
+    def _auth_succeeded(self, auth_data: Any, message: str | None) -> None:
+        self.session.authenticated = True
+        self.session.auth_data = auth_data
+        # Set without the deprecation log: only *reading* login_data is the user's doing.
+        self.session._login_data = getattr(auth_data, "login", None)
+        if message:
+            self._send_line(message.encode("utf-8"))
+        else:
+            self._say(R.AUTH_SUCCESS)
+
+    async def challenge_auth(
+        self,
+        challenge: str | bytes,
+        encode_to_b64: bool = True,
+        log_client_response: bool = False,
+    ) -> bytes | _Missing:
+        """Send ``334 <challenge>`` and return the client's decoded answer.
+
+        Returns ``MISSING`` after replying ``501`` if the client aborts (``*``) or sends
+        invalid base64.
+        """
+        raw = challenge.encode("utf-8") if isinstance(challenge, str) else challenge
+        if encode_to_b64:
+            raw = base64.b64encode(raw)
+        await self.push(b"334 " + raw)
+        line = await self._next_auth_line()
+        if line is MISSING:
+            return MISSING
+        if log_client_response:
+            warnings.warn("AUTH interaction logging is enabled!", UserWarning, stacklevel=2)
+            warnings.warn("Sensitive information might be leaked!", UserWarning, stacklevel=2)
+            log.info("%r responds: %r", self.session.peer, line)
+        if line.strip() == b"*":
+            self._say(R.AUTH_ABORTED)
+            return MISSING
+        decoded = S.decode_sasl_line(line)
+        if decoded is None:
+            self._say(R.AUTH_BAD_BASE64)
+            return MISSING
+        return decoded
+
+    async def _auth_interact(self, msg: str | bytes) -> bytes | _Missing:
+        compat.warn_deprecated(compat.AUTH_INTERACT)
+        return await self.challenge_auth(msg, encode_to_b64=False)
+
+
+def _parse_call_limit(
+    limit: int | dict[str, int] | None,
+) -> tuple[dict[str, int], int]:
+    if limit is None:
+        return {}, CALL_LIMIT_DEFAULT
+    if isinstance(limit, int):
+        return {}, limit
+    if isinstance(limit, dict):
+        if not all(isinstance(v, int) for v in limit.values()):
+            raise TypeError("All command_call_limit values must be int")
+        limits = {k.upper(): v for k, v in limit.items() if k != "*"}
+        return limits, limit.get("*", CALL_LIMIT_DEFAULT)
+    raise TypeError("command_call_limit must be int or Dict[str, int]")
