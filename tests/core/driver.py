@@ -7,6 +7,7 @@ well-behaved adapter would send (``default_replies``, overridable per test).  Co
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Callable, Iterable, Sequence
 
@@ -99,7 +100,7 @@ def bytewise(data: bytes) -> list[bytes]:
 
 def at_cuts(data: bytes, cuts: Iterable[int]) -> list[bytes]:
     bounds = sorted({c % (len(data) + 1) for c in cuts} | {0, len(data)})
-    return [data[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+    return [data[a:b] for a, b in itertools.pairwise(bounds)]
 
 
 def random_pieces(data: bytes, seed: int, max_piece: int = 17) -> list[bytes]:

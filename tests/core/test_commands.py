@@ -17,7 +17,7 @@ from aiosmtpd._core.events import (
     ConnectionClosed,
     Rejected,
 )
-from aiosmtpd._core.state import Mode
+from aiosmtpd._core.state import MODE_CHANGING_VERBS, Mode
 
 from .driver import SPLITTERS, at_cuts, drive
 
@@ -216,9 +216,7 @@ def test_one_mib_binary_garbage() -> None:
 
 
 def test_hundred_pipelined_transactions_in_one_receive(split: Splitter) -> None:
-    transaction = (
-        b"MAIL FROM:<a@x>\r\nRCPT TO:<b@x>\r\nDATA\r\nSubject: %d\r\n\r\n.body\r\n.\r\n"
-    )
+    transaction = b"MAIL FROM:<a@x>\r\nRCPT TO:<b@x>\r\nDATA\r\nSubject: %d\r\n\r\n.body\r\n.\r\n"
     data = b"EHLO x\r\n" + b"".join(transaction % i for i in range(100)) + b"QUIT\r\n"
     events = drive(split(data))
     assert len(events) == 1 + 100 * 5 + 1
@@ -265,7 +263,7 @@ def test_quit_with_error_reply_does_not_close() -> None:
     assert conn.next_event() == Command("NOOP", None, b"NOOP")
 
 
-@pytest.mark.parametrize("verb", ["DATA", "BDAT", "AUTH", "STARTTLS", "EHLO", "HELO", "LHLO", "QUIT"])
+@pytest.mark.parametrize("verb", sorted(MODE_CHANGING_VERBS))
 def test_pause_after_mode_changing_command_until_final_reply(verb: str) -> None:
     conn = ServerConnection(CoreConfig())
     conn.receive_data(verb.encode() + b"\r\nNOOP\r\n")

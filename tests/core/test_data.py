@@ -99,9 +99,7 @@ def check_against_reference(
 
 def test_reference_model_examples() -> None:
     assert reference(b".\r\n", None, 1001) == Expected(b"", None, 0, b"")
-    assert reference(b"a\r\n..b\r\n.\r\nX", None, 1001) == Expected(
-        b"a\r\n.b\r\n", None, 7, b"X"
-    )
+    assert reference(b"a\r\n..b\r\n.\r\nX", None, 1001) == Expected(b"a\r\n.b\r\n", None, 7, b"X")
     assert reference(b"a\n.\nb", None, 1001) is None
 
 
