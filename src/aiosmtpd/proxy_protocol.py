@@ -18,6 +18,15 @@ The verdict comes as early as the bytes allow (see ``aiosmtpd._core.proxy``), so
 adapter need not cap the buffer itself: a v1 header is at most 107 bytes, a v2 header at
 most ``V2_MAX_HEADER`` (4096) bytes, and anything longer is an error at once.
 
+Deliberate differences from 1.4 (each tested): a v2 header is refused when a TLV is cut
+short (``PROXYv2 malformed TLV``), when its CRC32C TLV does not match (``PROXYv2 CRC32C
+mismatch``), when it is longer than ``V2_MAX_HEADER`` (``PROXYv2 header too long``), or when
+its family/protocol pair is not one of the seven the spec allows; a v1 line with too few
+fields is ``PROXYv1 malformed`` (1.4 failed with an internal exception); UNIX paths are
+NUL-trimmed; ``tlv.SSL`` follows the TLV's PP2_CLIENT_SSL bit (haproxy sends the SSL TLV
+with the bit clear for plain TCP clients, where 1.4 said True); ``tlv_loc`` gives SSL
+sub-TLVs their own offsets; ``tlv_start`` is set for UNSPEC too.
+
 Invariants: errors are logged once, as WARNING ``PROXY error: <reason>`` on ``mail.debug``;
 ``get_proxy`` never reads past the header (so what follows stays in the reader).
 Must not know: SMTP, sessions, transports.
@@ -83,11 +92,12 @@ _NOT_FOUND = object()
 class AsyncReader(Protocol):
     """What ``get_proxy`` reads from: an ``asyncio.StreamReader`` or anything alike."""
 
-    async def read(self, num_bytes: int = -1) -> bytes: ...
+    # Positional-only, so that asyncio.StreamReader (``n``) and others all match.
+    async def read(self, n: int = -1, /) -> bytes: ...
 
-    async def readexactly(self, num_bytes: int) -> bytes: ...
+    async def readexactly(self, n: int, /) -> bytes: ...
 
-    async def readuntil(self, separator: bytes = b"\n") -> bytes: ...
+    async def readuntil(self, separator: bytes = b"\n", /) -> bytes: ...
 
 
 def _compare(name: str, actual: Any, expected: Any, *, raises: bool) -> bool:
