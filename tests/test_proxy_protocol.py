@@ -191,6 +191,14 @@ def test_proxydata_with_error_logs_on_mail_debug(caplog):
     ]
 
 
+def test_proxydata_tlv_of_a_hand_made_block():
+    data = ProxyData(version=2)
+    data.rest = tlv(0x01, b"h2")[:-1]
+    assert data.tlv is None  # cut short: no TLVs rather than an exception
+    data.rest = tlv(0x01, b"h2")
+    assert data.tlv == {"ALPN": b"h2"}
+
+
 def test_proxydata_same_attribs():
     data = ProxyData(version=1)
     assert data.same_attribs(version=1, error="")
@@ -358,6 +366,19 @@ async def test_get_proxy_connection_lost(data, error, caplog):
 async def test_get_proxy_reader_limit_is_an_exception():
     result = await get_proxy(stream_with(b"PROXY " + b"x" * 200 + b"\r\n", limit=64))
     assert result.error.startswith("PROXY exception: Separator is found, but chunk is longer")
+
+
+class LineLosingReader(TrickleReader):
+    """Breaks the AsyncReader contract: ``readuntil`` returns without the separator."""
+
+    async def readuntil(self, separator: bytes = b"\n") -> bytes:
+        return (await self.inner.readuntil(separator))[:-2]
+
+
+@pytest.mark.asyncio
+async def test_get_proxy_survives_a_reader_that_breaks_its_contract():
+    result = await get_proxy(LineLosingReader(V1_HEADER))
+    assert result.error == "PROXY exception: Connection lost while waiting for tail part"
 
 
 @pytest.mark.asyncio

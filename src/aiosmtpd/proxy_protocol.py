@@ -199,7 +199,7 @@ class ProxyData:
         if self._tlv is None and self.version == 2:
             try:
                 self._tlv = ProxyTLV.from_raw(self.rest)
-            except (MalformedTLV, UnknownTypeTLV):
+            except MalformedTLV:
                 return None
         return self._tlv
 
