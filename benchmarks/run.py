@@ -25,6 +25,7 @@ import os
 import platform
 import resource
 import signal
+import subprocess
 import sys
 import time
 import traceback
@@ -228,6 +229,20 @@ def server_entries(
     return entries
 
 
+def project_revision() -> str:
+    """``git describe --always --dirty`` of this checkout: which aiosmtpd 2 was measured."""
+    try:
+        completed = subprocess.run(
+            ["git", "-C", str(BENCH_DIR.parent), "describe", "--always", "--dirty"],
+            capture_output=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return completed.stdout.decode().strip() or "unknown"
+
+
 def raise_open_file_limit(wanted: int) -> int:
     """Raise RLIMIT_NOFILE (inherited by the servers) towards ``wanted``; return the result."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -271,6 +286,7 @@ def measure(arguments: argparse.Namespace) -> tuple[report.Document, bool]:
             "platform": platform.platform(),
             "open_file_limit": file_limit,
         },
+        "revision": project_revision(),
         "baseline": report.BASELINE,
         "servers": server_entries(wanted, specs, unavailable),
         "results": {},

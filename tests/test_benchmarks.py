@@ -81,7 +81,13 @@ def document(project_ok: bool) -> dict[str, Any]:
         "results": {
             "small": {"aiosmtpd-2": project, "aiosmtpd-1.4.6": msgs(1.0)},
             "idle": {
-                "aiosmtpd-2": {"ok": True, "kb_per_connection": 3.5, "held": 10, "noop_ok": 10},
+                "aiosmtpd-2": {
+                    "ok": True,
+                    "kb_per_connection": 3.5,
+                    "held": 10,
+                    "noop_ok": 10,
+                    "connections": 10,
+                },
                 "aiosmtpd-1.4.6": {"ok": True, "kb_per_connection": 10.0, "held": 10},
             },
         },
@@ -94,6 +100,9 @@ def test_ratios_and_target_verdicts() -> None:
     verdicts = {row[0]: row[3] for row in report.target_rows(doc)}
     assert verdicts["small msgs: CPU/1k <= 1/4 of 1.4.6"] == "met"
     assert verdicts["idle: <= 3 kB per connection"] == "missed"
+    assert verdicts["idle: 10,000 held, all answer NOOP"].startswith("all answered; only 10")
+    doc["results"]["idle"]["aiosmtpd-2"]["noop_ok"] = 9
+    verdicts = {row[0]: row[3] for row in report.target_rows(doc)}
     assert verdicts["idle: 10,000 held, all answer NOOP"] == "missed"
     assert "pipelined: CPU/1k <= 1/5 of 1.4.6" not in verdicts  # scenario not run
 
