@@ -141,7 +141,8 @@ def parse_path(arg: str) -> tuple[str, str] | PathError:
             return PathError.MALFORMED
         return address, rest
     word, _, rest = text.partition(" ")
-    if "<" in word or ">" in word:
+    if "<" in word or ">" in word or rest.lstrip().startswith("<"):
+        # "Joe <a@b>": a display name, not a path.
         return PathError.SYNTAX
     address = parse_mailbox(word)
     if address is None:
