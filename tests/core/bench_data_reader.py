@@ -1,0 +1,58 @@
+"""Throughput of the core's DATA path (not a test; run it by hand).
+
+    .venv/bin/python -m tests.core.bench_data_reader [MiB] [chunk KiB]
+
+Feeds a message of 78-character lines (76 characters plus CRLF; every 20th line starts with
+a dot, so unstuffing does real work) in fixed-size chunks through ``receive_data`` /
+``next_event``, as the adapter does, and prints MB/s of raw input parsed.  Best of 5.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from aiosmtpd._core.connection import CoreConfig, ServerConnection
+from aiosmtpd._core.events import NEED_DATA, DataChunk, EndOfData
+
+
+def build_message(size: int) -> bytes:
+    plain = b"x" * 76 + b"\r\n"
+    stuffed = b"." + b"y" * 75 + b"\r\n"
+    block = plain * 19 + stuffed
+    return block * (size // len(block) + 1) + b".\r\n"
+
+
+def run_once(message: bytes, chunk: int) -> float:
+    conn = ServerConnection(CoreConfig(data_size_limit=None))
+    conn.receive_data(b"DATA\r\n")
+    conn.next_event()
+    conn.send(b"354 End data with <CR><LF>.<CR><LF>")
+    delivered = 0
+    started = time.perf_counter()
+    for offset in range(0, len(message), chunk):
+        conn.receive_data(message[offset : offset + chunk])
+        while (event := conn.next_event()) is not NEED_DATA:
+            if isinstance(event, DataChunk):
+                delivered += len(event.data)
+            elif isinstance(event, EndOfData):
+                assert event.error is None
+    elapsed = time.perf_counter() - started
+    assert delivered == event_size(message)
+    return len(message) / elapsed / 1e6
+
+
+def event_size(message: bytes) -> int:
+    return len(message) - 3 - message.count(b"\r\n.") + message.count(b"\r\n.\r\n")
+
+
+def main() -> None:
+    mib = int(sys.argv[1]) if len(sys.argv) > 1 else 64
+    chunk = (int(sys.argv[2]) if len(sys.argv) > 2 else 64) * 1024
+    message = build_message(mib << 20)
+    best = max(run_once(message, chunk) for _ in range(5))
+    print(f"{len(message) / 1e6:.1f} MB in {chunk // 1024} KiB chunks: {best:.0f} MB/s")
+
+
+if __name__ == "__main__":
+    main()
