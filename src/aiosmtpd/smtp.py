@@ -612,7 +612,9 @@ class SMTP(BuiltinMechanisms, SessionEngine):
         result = await method(self, args)
         if isinstance(result, AuthResult):
             if result.success:
-                self._auth_succeeded(result.auth_data, result.message)
+                # A mechanism that already sent its final reply is not answered twice.
+                replied = result.handled and self._final_replies != before
+                self._auth_succeeded(result.auth_data, None if replied else result.message, replied)
             elif not result.handled or self._final_replies == before:
                 # DECISIONS row 1: a failure always gets a reply.
                 await self.push(result.message or _reply(R.AUTH_FAILED))
@@ -620,14 +622,16 @@ class SMTP(BuiltinMechanisms, SessionEngine):
             if self._final_replies == before:
                 self._say(R.AUTH_FAILED)
         else:
-            self._auth_succeeded(None, None)
+            self._auth_succeeded(None, None, self._final_replies != before)
             self.session._login_data = result
 
-    def _auth_succeeded(self, auth_data: Any, message: str | None) -> None:
+    def _auth_succeeded(self, auth_data: Any, message: str | None, replied: bool) -> None:
         self.session.authenticated = True
         self.session.auth_data = auth_data
         # Set without the deprecation log: only *reading* login_data is the user's doing.
         self.session._login_data = getattr(auth_data, "login", None)
+        if replied:
+            return
         if message:
             self._send_line(message.encode("utf-8"))
         else:
