@@ -316,8 +316,6 @@ def test_bind_error() -> None:
 
 
 def test_startup_timeout() -> None:
-    release = threading.Event()
-
     class Slow(GreeterController):
         async def _slow_create(self) -> asyncio.Server:
             await asyncio.Event().wait()  # never ready: start() must give up
@@ -329,7 +327,6 @@ def test_startup_timeout() -> None:
     cont = Slow(None, hostname=LOCALHOST, port=0, ready_timeout=0.05)
     with pytest.raises(TimeoutError, match="failed to start within allotted time"):
         cont.start()
-    release.set()
     assert cont.loop.is_closed()
     cont.stop()
 
@@ -603,14 +600,16 @@ def test_unthreaded_end_while_loop_runs() -> None:
             # An open connection must be closed by end().
             reader, writer = await asyncio.open_connection(LOCALHOST, cont.port)
             assert await reader.readline() == b"220 greeter\r\n"
-            cont.end()
+            finalizing = cont.end()
+            assert finalizing is not None
             assert await reader.read() == b""
             writer.close()
             await writer.wait_closed()
+            await asyncio.wrap_future(finalizing)
 
         loop.run_until_complete(serve_then_end())
-        assert cont.ended.wait(5)
-        loop.run_until_complete(loop.shutdown_default_executor())
+        assert cont.ended.is_set()
+        assert cont.server is None
     finally:
         loop.close()
 

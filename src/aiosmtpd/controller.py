@@ -27,6 +27,7 @@ closes their transports on shutdown.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import errno
 import os
 import socket
@@ -450,12 +451,16 @@ class BaseUnthreadedController(BaseController, metaclass=ABCMeta):
         self._cleanup()
         self.ended.set()
 
-    def end(self) -> None:
-        """Finalize: at once if the loop is idle, else scheduled on it (wait on ``ended``)."""
+    def end(self) -> concurrent.futures.Future[None] | None:
+        """Finalize: at once if the loop is idle, else scheduled on it.
+
+        When scheduled, returns the future of ``finalize()`` (``asyncio.wrap_future`` it to
+        await it; or wait on ``ended`` from another thread).
+        """
         if self.loop.is_running():
-            asyncio.run_coroutine_threadsafe(self.finalize(), self.loop)
-        else:
-            self.loop.run_until_complete(self.finalize())
+            return asyncio.run_coroutine_threadsafe(self.finalize(), self.loop)
+        self.loop.run_until_complete(self.finalize())
+        return None
 
 
 @public

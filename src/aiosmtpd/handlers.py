@@ -48,9 +48,9 @@ def _format_peer(peer: Any) -> str:
     return str(peer)
 
 
-def _first_blank_line(lines: list[Any]) -> int | None:
+def _first_blank_line(lines: list[bytes]) -> int | None:
     for index, line in enumerate(lines):
-        if line in ("\r\n", "\n", b"\r\n", b"\n", "", b""):
+        if line in (b"\r\n", b"\n"):
             return index
     return None
 
