@@ -43,7 +43,9 @@ def run_once(message: bytes, chunk: int) -> float:
 
 
 def event_size(message: bytes) -> int:
-    return len(message) - 3 - message.count(b"\r\n.") + message.count(b"\r\n.\r\n")
+    """Unstuffed size of ``message`` (which ends with its only terminator line)."""
+    content = message[:-3]
+    return len(content) - content.count(b"\r\n.") - content.startswith(b".")
 
 
 def main() -> None:

@@ -7,13 +7,16 @@ Hypothesis tests check the bulk reader against it under every way of splitting t
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from unittest import mock
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from aiosmtpd._core import data as data_module
 from aiosmtpd._core import replies
 from aiosmtpd._core.connection import CoreConfig, ServerConnection
 from aiosmtpd._core.data import first_overlong_line
@@ -358,30 +361,70 @@ _TOKENS = st.sampled_from(
 _STREAMS = st.lists(_TOKENS, max_size=40).map(b"".join)
 
 
-@settings(max_examples=400)
+@contextmanager
+def dot_budget(head_start: int) -> Iterator[None]:
+    """Set how many transparency dots the reader visits one by one before going bulk."""
+    with (
+        mock.patch.object(data_module, "_DOT_HEAD_START", head_start),
+        mock.patch.object(data_module, "_DOTS_PER_KIB", min(head_start, 4)),
+    ):
+        yield
+
+
+#: 0: bulk from the first dot; 2: switches mid-message; 64: the default (per-dot scan).
+_BUDGETS = st.sampled_from([0, 2, 64])
+
+
+#: A 6,000-octet head makes the connection compact its buffer mid-message.
+_HEADS = st.sampled_from([b"", b"ab\r\n" * 1500, b".a\r\n" * 1500])
+
+
+@settings(max_examples=500)
 @given(
-    stream=_STREAMS,
-    cuts=st.lists(st.integers(0, 500), max_size=10),
-    size_limit=st.sampled_from([None, 0, 1, 5, 20, 60]),
+    head=_HEADS,
+    tail=_STREAMS,
+    cuts=st.lists(st.integers(0, 7000), max_size=10),
+    size_limit=st.sampled_from([None, 0, 1, 5, 20, 60, 6010]),
     line_limit=st.sampled_from([3, 4, 6, 12, 1001]),
     eof=st.booleans(),
+    budget=_BUDGETS,
 )
 def test_matches_reference_at_random_splits(
-    stream: bytes, cuts: list[int], size_limit: int | None, line_limit: int, eof: bool
+    head: bytes,
+    tail: bytes,
+    cuts: list[int],
+    size_limit: int | None,
+    line_limit: int,
+    eof: bool,
+    budget: int,
 ) -> None:
+    stream = head + tail
     data = b"DATA\r\n" + stream
-    check_against_reference(stream, at_cuts(data, cuts), size_limit, line_limit, eof)
+    with dot_budget(budget):
+        check_against_reference(stream, at_cuts(data, cuts), size_limit, line_limit, eof)
 
 
-@settings(max_examples=150)
+@settings(max_examples=200)
 @given(
     stream=_STREAMS,
     size_limit=st.sampled_from([None, 5, 20]),
     line_limit=st.sampled_from([3, 6, 1001]),
+    budget=_BUDGETS,
 )
 def test_matches_reference_byte_at_a_time(
-    stream: bytes, size_limit: int | None, line_limit: int
+    stream: bytes, size_limit: int | None, line_limit: int, budget: int
 ) -> None:
     data = b"DATA\r\n" + stream
     pieces = [data[i : i + 1] for i in range(len(data))]
-    check_against_reference(stream, pieces, size_limit, line_limit, eof=True)
+    with dot_budget(budget):
+        check_against_reference(stream, pieces, size_limit, line_limit, eof=True)
+
+
+@pytest.mark.parametrize("budget", [0, 2, 64])
+def test_dot_heavy_message_in_large_chunks(budget: int) -> None:
+    lines = [b"..%d\r\n" % i if i % 3 else b"plain %d\r\n" % i for i in range(20_000)]
+    stream = b"".join(lines) + b".\r\n"
+    data = b"DATA\r\n" + stream
+    pieces = [data[i : i + 65_536] for i in range(0, len(data), 65_536)]
+    with dot_budget(budget):
+        check_against_reference(stream, pieces, None, 1001, eof=False)

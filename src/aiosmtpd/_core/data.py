@@ -6,15 +6,25 @@ line-length and message-size limits, and counting the message size while it stre
 Theory of operation.  The reader works in place on the connection's receive buffer
 (``buf`` from index ``pos`` on) and never copies it whole.  Per call it does:
 
-1. one ``bytes.find`` for ``CRLF.CRLF`` starting where the previous unsuccessful search
-   stopped (minus 4 octets, so a terminator split across receives is still found), plus
-   an O(1) look at ``pos`` for the ``.CRLF`` line that follows the previous CRLF;
+1. one C-level scan of the newly received octets for ``CRLF.`` (resuming where the last
+   scan stopped, minus 2 octets so a sequence split across receives is still seen), plus
+   an O(1) look at ``pos`` for the ``.CRLF`` line that follows the previous CRLF.  Each
+   ``CRLF.`` is either the terminator (``CRLF.CRLF``) or a transparency dot, whose
+   position is remembered; so the one scan both finds the end and tells which slabs need
+   unstuffing (most mail has no dot-led lines, and then none does).  A message with many
+   dots (``_DOTS_PER_KIB``) switches to *bulk mode*: one ``find`` for ``CRLF.CRLF`` per
+   call and one ``replace(b"\r\n.", b"\r\n")`` per slab, so the Python work per call
+   stays bounded whatever the content;
 2. one ``rfind`` for the last CRLF before the terminator (or the buffer end), so content
    is handed out in *slabs* of whole lines; at most one partial line is held back, and
    that line is never longer than ``line_limit``;
 3. per slab: a windowed ``rfind`` walk that proves every line fits ``line_limit`` in about
-   ``len(slab) / line_limit`` C-level searches, one ``replace(b"\\r\\n.", b"\\r\\n")``
-   plus the leading-dot case to unstuff, and a size check.
+   ``len(slab) / line_limit`` C-level searches, one copy that drops the remembered dots
+   (plus the first line's, whose CRLF was the DATA command's), and a size check.
+
+Measured with tests/core/bench_data_reader.py (78-octet lines, 64 KiB receives): about
+800 MB/s without dot-led lines, 590 MB/s with one in 20, 360 MB/s with every line
+dot-stuffed (bulk mode), against about 16 MB/s for aiosmtpd 1.4's line-at-a-time reading.
 
 Invariants: ``pos`` is always the start of a line while content is being delivered (the
 previous consumed octets were CRLF, or the CRLF of the DATA command itself).  Only
@@ -30,6 +40,7 @@ Must not know: commands, replies other than its two errors, the driver, asyncio.
 
 from __future__ import annotations
 
+import bisect
 from typing import Final
 
 from . import replies
@@ -46,23 +57,29 @@ _STUFFED: Final = b"\r\n."
 #: negligible at normal receive sizes (64-256 KiB).
 SLAB_LIMIT: Final = 1 << 20
 
+#: Per-dot scanning allowance (see ``DotDataReader._scan_dots``): beyond this many
+#: transparency dots per KiB of content, plus a head start, bulk unstuffing is cheaper.
+_DOTS_PER_KIB: Final = 4
+_DOT_HEAD_START: Final = 64
+
 #: How many trailing octets a discarding reader keeps: one less than the terminator.
 _TAIL_KEEP: Final = len(DATA_TERMINATOR) - 1
 
 DataEvent = DataChunk | EndOfData | ConnectionClosed
 
 
-def first_overlong_line(slab: bytes, limit: int) -> int:
-    """Index of the first line of ``slab`` longer than ``limit`` (CRLF included), or -1.
+def first_overlong_line(data: bytes | bytearray, limit: int, start: int = 0, end: int = -1) -> int:
+    """Index of the first line of ``data[start:end]`` longer than ``limit`` (CRLF included),
+    or -1 (``end=-1`` means the end of ``data``).
 
-    ``slab`` starts at a line start and ends with CRLF.  A line starting at ``p`` fits iff
-    a CRLF lies wholly inside ``slab[p:p + limit]``; the *last* CRLF in that window ends the
+    The range starts at a line start and ends with CRLF.  A line starting at ``p`` fits iff
+    a CRLF lies wholly inside ``data[p:p + limit]``; the *last* CRLF in that window ends the
     last line that fits, so the walk jumps up to ``limit`` octets per C-level ``rfind``.
     """
-    size = len(slab)
-    start = 0
-    while size - start > limit:
-        crlf = slab.rfind(_CRLF, start, start + limit)
+    if end < 0:
+        end = len(data)
+    while end - start > limit:
+        crlf = data.rfind(_CRLF, start, start + limit)
         if crlf < 0:
             return start
         start = crlf + 2
@@ -94,6 +111,9 @@ class DotDataReader:
     """Reads one message's content from a shared receive buffer; one instance per DATA."""
 
     __slots__ = (
+        "_bulk",
+        "_dots",
+        "_dots_seen",
         "_end_at",
         "_error",
         "_line_limit",
@@ -102,6 +122,7 @@ class DotDataReader:
         "_size",
         "_size_limit",
         "_slab_limit",
+        "_start",
     )
 
     def __init__(self, start: int, size_limit: int | None, line_limit: int) -> None:
@@ -109,8 +130,15 @@ class DotDataReader:
         self._size_limit = size_limit or 0
         self._line_limit = line_limit
         self._slab_limit = max(SLAB_LIMIT, line_limit)
+        #: Where the content starts; with ``_scan_from`` it tells how much was scanned.
+        self._start = start
         #: Where the next search for the terminator starts (absolute buffer index).
         self._scan_from = start
+        #: Positions of the transparency dots found by the scan and not yet delivered.
+        self._dots: list[int] = []
+        self._dots_seen = 0
+        #: Too many dots for the per-dot scan: find the terminator and ``replace`` instead.
+        self._bulk = False
         #: Index of the terminating ``.`` line once found, else -1.
         self._end_at = -1
         #: The last two octets consumed; the DATA command's CRLF precedes the content.
@@ -121,6 +149,9 @@ class DotDataReader:
     def shift(self, removed: int) -> None:
         """The connection deleted ``removed`` octets from the front of the buffer."""
         self._scan_from -= removed
+        self._start -= removed
+        if self._dots:
+            self._dots = [dot - removed for dot in self._dots]
         if self._end_at >= 0:
             self._end_at -= removed
 
@@ -132,7 +163,7 @@ class DotDataReader:
         """
         end_at = self._find_end(buf, pos)
         if self._error is not None:
-            return self._discard(buf, pos, end_at, eof)
+            return self._discard(buf, pos, pos, end_at, eof)
         if end_at == pos:
             return EndOfData(None, self._size), pos + len(_DOT_LINE)
         if end_at >= 0:
@@ -145,14 +176,14 @@ class DotDataReader:
                 if len(buf) - pos >= self._line_limit:
                     # The held-back partial line can only get longer.
                     self._error = replies.DATA_LINE_TOO_LONG
-                    return self._discard(buf, pos, end_at, eof)
+                    return self._discard(buf, pos, pos, end_at, eof)
                 return None, pos
             stop = last_crlf + 2
         if stop - pos > self._slab_limit:
             last_crlf = buf.rfind(_CRLF, pos, pos + self._slab_limit)
             if last_crlf < 0:
                 self._error = replies.DATA_LINE_TOO_LONG
-                return self._discard(buf, pos, end_at, eof)
+                return self._discard(buf, pos, pos, end_at, eof)
             stop = last_crlf + 2
         return self._deliver(buf, pos, stop, end_at, eof)
 
@@ -162,46 +193,111 @@ class DotDataReader:
             return end_at
         if self._prev == _CRLF and buf[pos : pos + 3] == _DOT_LINE:
             end_at = pos
-        else:
+        elif self._bulk:
             found = buf.find(DATA_TERMINATOR, self._scan_from)
             if found >= 0:
                 end_at = found + 2
             else:
                 self._scan_from = max(pos, len(buf) - _TAIL_KEEP)
+        else:
+            end_at = self._scan_dots(buf, pos)
         self._end_at = end_at
         return end_at
+
+    def _scan_dots(self, buf: bytearray, pos: int) -> int:
+        """Find the terminator by visiting every ``CRLF.``; remember the stuffing dots.
+
+        Each ``CRLF.`` either starts the terminator or is a transparency dot, so one
+        search serves both purposes and a slab without dots needs no unstuffing pass.
+        Content with more dots than ``_DOTS_PER_KIB`` per KiB (plus a head start) switches
+        to bulk mode for the rest of the message, bounding the per-dot Python work.
+        """
+        dots = self._dots
+        size = len(buf)
+        found = buf.find(_STUFFED, self._scan_from)
+        while found >= 0:
+            after = buf[found + 3 : found + 5]
+            if after == _CRLF:
+                return found + 2
+            if len(after) < 2 and after in b"\r":
+                # Not known yet whether this is the terminator: look again next time.
+                self._scan_from = found
+                return -1
+            dots.append(found + 2)
+            self._dots_seen += 1
+            if self._dots_seen > _DOT_HEAD_START + ((found - self._start) >> 10) * _DOTS_PER_KIB:
+                self._bulk = True
+                dots.clear()  # bulk unstuffing finds every dot itself
+                self._scan_from = found + 3
+                return self._find_end(buf, pos)
+            found = buf.find(_STUFFED, found + 3)
+        self._scan_from = max(pos, size - 2)
+        return -1
 
     def _deliver(
         self, buf: bytearray, pos: int, stop: int, end_at: int, eof: bool
     ) -> tuple[DataEvent | None, int]:
-        with memoryview(buf) as view:
-            slab = bytes(view[pos:stop])
-        long_line = first_overlong_line(slab, self._line_limit)
+        long_line = first_overlong_line(buf, self._line_limit, pos, stop)
         if long_line >= 0:
             # Whichever limit broke first in stream order wins: the size limit if the
             # content before the long line already exceeded it.
-            before = slab[:long_line]
-            self._size += len(before) - before.count(_STUFFED) - before.startswith(b".")
+            if long_line > pos:
+                dots = buf.count(_STUFFED, pos, long_line) + (buf[pos] == 0x2E)
+                self._size += long_line - pos - dots
             if self._size_limit and self._size > self._size_limit:
                 self._error = replies.TOO_MUCH_DATA
             else:
                 self._error = replies.DATA_LINE_TOO_LONG
-            return self._discard(buf, pos + long_line, end_at, eof)
-        content = slab.replace(_STUFFED, _CRLF)
-        if content[:1] == b".":
-            content = content[1:]
+            return self._discard(buf, pos, long_line, end_at, eof)
+        content = (
+            self._bulk_unstuff(buf, pos, stop) if self._bulk else self._unstuff(buf, pos, stop)
+        )
         self._size += len(content)
         if self._size_limit and self._size > self._size_limit:
             self._error = replies.TOO_MUCH_DATA
-            return self._discard(buf, stop, end_at, eof)
+            return self._discard(buf, pos, stop, end_at, eof)
         return DataChunk(content), stop
 
+    def _unstuff(self, buf: bytearray, pos: int, stop: int) -> bytes:
+        """Copy ``buf[pos:stop]`` without the dots ``_scan_dots`` found in it."""
+        dots = self._dots
+        count = bisect.bisect_left(dots, stop)
+        skip = dots[:count]
+        del dots[:count]
+        if buf[pos] == 0x2E and (not skip or skip[0] != pos):
+            # The first line's dot: its CRLF was the DATA command's, outside the scan.
+            skip.insert(0, pos)
+        with memoryview(buf) as view:
+            if not skip:
+                return bytes(view[pos:stop])
+            pieces = []
+            start = pos
+            for dot in skip:
+                pieces.append(view[start:dot])
+                start = dot + 1
+            pieces.append(view[start:stop])
+            content = b"".join(pieces)
+            pieces.clear()  # release the slices before the view itself
+        return content
+
+    @staticmethod
+    def _bulk_unstuff(buf: bytearray, pos: int, stop: int) -> bytes:
+        with memoryview(buf) as view:
+            content = bytes(view[pos:stop]).replace(_STUFFED, _CRLF)
+        return content[1:] if content[:1] == b"." else content
+
     def _discard(
-        self, buf: bytearray, pos: int, end_at: int, eof: bool
+        self, buf: bytearray, pos: int, counted_to: int, end_at: int, eof: bool
     ) -> tuple[DataEvent | None, int]:
-        """Count and drop content after a limit was broken; report it at the terminator."""
-        # ``pos`` may sit inside a line here only when it is the start of the offending
-        # line, so the 2 octets before it are still a CRLF.
+        """Count and drop content after a limit was broken; report it at the terminator.
+
+        ``buf[pos:counted_to]`` is already counted in ``_size``; ``counted_to`` is a line
+        start (so the 2 octets before it are a CRLF) or ``pos`` itself.
+        """
+        self._dots.clear()
+        if counted_to > pos:
+            self._prev = _CRLF
+            pos = counted_to
         if end_at >= 0:
             self._size += (end_at - pos) - _stuffing_dots(self._prev, buf, pos, end_at)
             return EndOfData(self._error, self._size), end_at + len(_DOT_LINE)
