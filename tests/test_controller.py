@@ -116,10 +116,12 @@ def test_port_zero_start_serve_stop() -> None:
         assert cont.server is not None
         assert cont.server.sockets[0].getsockname()[1] == cont.port
         assert isinstance(cont.smtpd, Greeter)  # factory() ran once during start()
+        assert len(controller_threads()) == 1
         assert greeting_of(cont.port) == b"220 greeter\r\n"
     finally:
         cont.stop()
     assert_fully_stopped(cont)
+    assert controller_threads() == []
     with pytest.raises(OSError):
         socket.create_connection((LOCALHOST, cont.port), timeout=5).close()
 
@@ -251,14 +253,6 @@ def test_trigger_server_runs_after_server_is_set() -> None:
         assert seen == [cont.port]
     finally:
         cont.stop()
-
-
-def test_no_thread_after_stop() -> None:
-    cont = GreeterController(None, hostname=LOCALHOST, port=0)
-    cont.start()
-    assert len(controller_threads()) == 1
-    cont.stop()
-    assert controller_threads() == []
 
 
 # --- errors surfaced by start() ----------------------------------------------------------
