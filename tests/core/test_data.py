@@ -428,3 +428,17 @@ def test_dot_heavy_message_in_large_chunks(budget: int) -> None:
     pieces = [data[i : i + 65_536] for i in range(0, len(data), 65_536)]
     with dot_budget(budget):
         check_against_reference(stream, pieces, None, 1001, eof=False)
+
+
+@pytest.mark.parametrize("size_limit", [None, 1], ids=["delivering", "discarding"])
+@pytest.mark.parametrize("budget", [0, 64], ids=["bulk", "per-dot"])
+def test_terminator_after_compaction_at_a_line_boundary(
+    size_limit: int | None, budget: int
+) -> None:
+    # Regression: the first receive ends exactly at a CRLF past the compaction threshold;
+    # the scan position must survive the buffer compaction.
+    stream = b"ab\r\n" * 1500 + b"\r\n.\r\nNOOP\r\n"
+    data = b"DATA\r\n" + stream
+    for cut in (6 + 4 * 1457, 6 + 4 * 1500, 6 + 4 * 1500 + 2):
+        with dot_budget(budget):
+            check_against_reference(stream, [data[:cut], data[cut:]], size_limit, 1001, False)

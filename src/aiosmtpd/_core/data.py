@@ -148,7 +148,10 @@ class DotDataReader:
 
     def shift(self, removed: int) -> None:
         """The connection deleted ``removed`` octets from the front of the buffer."""
-        self._scan_from -= removed
+        # Delivery may have moved past the scan point: the scan never restarts before 0,
+        # which is where the unconsumed octets now start (a negative index would count
+        # from the end of the buffer and skip a terminator).
+        self._scan_from = max(0, self._scan_from - removed)
         self._start -= removed
         if self._dots:
             self._dots = [dot - removed for dot in self._dots]
@@ -194,7 +197,7 @@ class DotDataReader:
         if self._prev == _CRLF and buf[pos : pos + 3] == _DOT_LINE:
             end_at = pos
         elif self._bulk:
-            found = buf.find(DATA_TERMINATOR, self._scan_from)
+            found = buf.find(DATA_TERMINATOR, max(pos, self._scan_from))
             if found >= 0:
                 end_at = found + 2
             else:
@@ -214,7 +217,9 @@ class DotDataReader:
         """
         dots = self._dots
         size = len(buf)
-        found = buf.find(_STUFFED, self._scan_from)
+        # A ``CRLF.`` that starts before ``pos`` has its dot at ``pos``: the start check
+        # above and the first-line case of ``_unstuff`` handle it.
+        found = buf.find(_STUFFED, max(pos, self._scan_from))
         while found >= 0:
             after = buf[found + 3 : found + 5]
             if after == _CRLF:
