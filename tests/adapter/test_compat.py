@@ -203,7 +203,7 @@ async def test_challenge_auth_logging_warns() -> None:
 
         # Drive challenge_auth inside a NOOP-like custom flow: call it from a hook.
         async def handle_NOOP(*args: Any) -> str:
-            with pytest.warns(UserWarning) as record:
+            with pytest.warns(UserWarning, match="AUTH interaction|Sensitive") as record:
                 await run()
             assert [str(w.message) for w in record] == [
                 "AUTH interaction logging is enabled!",
