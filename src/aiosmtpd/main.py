@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -170,6 +171,16 @@ def _build_parser() -> argparse.ArgumentParser:
         help="Event loop implementation (uvloop needs the aiosmtpd[uvloop] extra).",
     )
     parser.add_argument(
+        "--workers",
+        metavar="N",
+        type=int,
+        default=1,
+        help=(
+            "Serve with N processes (one per core is a good start), all accepting on "
+            "the same SO_REUSEPORT address. Default 1."
+        ),
+    )
+    parser.add_argument(
         "classargs",
         metavar="CLASSARGS",
         nargs="*",
@@ -257,6 +268,8 @@ def parseargs(
     """
     parser = _build_parser()
     namespace = parser.parse_args(args)
+    if namespace.workers < 1:
+        parser.error(f"Invalid number of workers: {namespace.workers}")
     if namespace.size < 0:
         parser.error(f"Invalid size: {namespace.size} (0 means no limit)")
     namespace.host, namespace.port = _parse_listen(parser, namespace.listen)
@@ -314,6 +327,9 @@ class StartupError(Exception):
     """The server could not start (e.g. the address is in use); main() exits 1."""
 
 
+_STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
+
+
 def _announce(addresses: Sequence[Any]) -> None:
     """Tell the operator (and scripts using port 0) where the server listens."""
     for address in addresses:
@@ -323,7 +339,7 @@ def _announce(addresses: Sequence[Any]) -> None:
 
 def _install_stop_signals(loop: asyncio.AbstractEventLoop, stop: Callable[[], None]) -> list[int]:
     installed: list[int] = []
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum in sorted(_STOP_SIGNALS):
         try:
             loop.add_signal_handler(signum, stop)
         except (ValueError, RuntimeError, NotImplementedError):
@@ -343,11 +359,61 @@ async def _close_sessions(sessions: weakref.WeakSet[SMTP]) -> None:
     await asyncio.sleep(0)
 
 
-async def serve(namespace: argparse.Namespace, *, stop: asyncio.Event | None = None) -> None:
+def _reuseport_socket(family: int, address: Any) -> socket.socket:
+    """A socket bound to ``address`` in the SO_REUSEPORT group of that address."""
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(address)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+async def _listen(
+    loop: asyncio.AbstractEventLoop,
+    factory: Callable[[], asyncio.Protocol],
+    namespace: argparse.Namespace,
+    reuseport_addresses: Sequence[tuple[int, Any]] | None,
+) -> list[asyncio.Server]:
+    if reuseport_addresses is None:
+        server = await loop.create_server(
+            factory, host=namespace.host, port=namespace.port, ssl=namespace.smtps_context
+        )
+        return [server]
+    servers = []
+    for family, address in reuseport_addresses:
+        sock = _reuseport_socket(family, address)
+        try:
+            sock.listen(socket.SOMAXCONN)
+            sock.setblocking(False)
+            servers.append(
+                await loop.create_server(factory, sock=sock, ssl=namespace.smtps_context)
+            )
+        except BaseException:
+            sock.close()
+            raise
+    return servers
+
+
+async def serve(
+    namespace: argparse.Namespace,
+    *,
+    stop: asyncio.Event | None = None,
+    reuseport_addresses: Sequence[tuple[int, Any]] | None = None,
+    started: Callable[[list[Any]], object] | None = None,
+) -> None:
     """Serve with the options of a parsed command line until ``stop`` is set.
 
-    In the main thread SIGINT and SIGTERM also set it. Raises :class:`StartupError` when
-    the listener cannot be bound.
+    In the main thread SIGINT and SIGTERM also set it. ``started`` is called with the
+    bound socket addresses once the server listens. ``reuseport_addresses`` (pairs of
+    address family and socket address) makes this process one of several ``--workers``
+    listening on the same SO_REUSEPORT addresses. Raises :class:`StartupError` when the
+    listener cannot be bound.
     """
     loop = asyncio.get_running_loop()
     if namespace.debug >= 3:
@@ -372,27 +438,34 @@ async def serve(namespace: argparse.Namespace, *, stop: asyncio.Event | None = N
         return session
 
     try:
-        server = await loop.create_server(
-            new_session, host=namespace.host, port=namespace.port, ssl=namespace.smtps_context
-        )
+        servers = await _listen(loop, new_session, namespace, reuseport_addresses)
     except OSError as exc:
         raise StartupError(
             f"cannot listen on {namespace.host}:{namespace.port}: {exc.strerror or exc}"
         ) from exc
     stop_event = stop if stop is not None else asyncio.Event()
     installed = _install_stop_signals(loop, stop_event.set)
+    # A --workers parent blocks the stop signals around fork() so that none arrives
+    # before this process can handle it; from here on it can.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
     try:
         if nobody_uid is not None:
             _drop_privileges(nobody_uid)
-        _announce([sock.getsockname() for sock in server.sockets])
+        bound = [sock.getsockname() for server in servers for sock in server.sockets]
+        if reuseport_addresses is None:
+            _announce(bound)
+        if started is not None:
+            started(bound)
         await stop_event.wait()
         log.info("Server stopping")
     finally:
         for signum in installed:
             loop.remove_signal_handler(signum)
-        server.close()
+        for server in servers:
+            server.close()
         await _close_sessions(sessions)
-        await server.wait_closed()
+        for server in servers:
+            await server.wait_closed()
 
 
 def _loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -403,16 +476,125 @@ def _loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
     return None
 
 
+def _run_one(
+    namespace: argparse.Namespace,
+    reuseport_addresses: Sequence[tuple[int, Any]] | None = None,
+    started: Callable[[list[Any]], object] | None = None,
+) -> int:
+    try:
+        with asyncio.Runner(loop_factory=_loop_factory(namespace.loop)) as runner:
+            runner.run(serve(namespace, reuseport_addresses=reuseport_addresses, started=started))
+    except KeyboardInterrupt:
+        pass
+    except StartupError as exc:
+        print(f"{PROGRAM}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _reserve_addresses(host: str, port: int) -> list[socket.socket]:
+    """Bind (without listening) one SO_REUSEPORT socket per address of ``host``.
+
+    They fix the port (when 0 was asked for) that every worker then binds too.
+    """
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError as exc:
+        raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    reserved: list[socket.socket] = []
+    seen = set()
+    try:
+        for family, _type, _proto, _canon, resolved in infos:
+            if (family, resolved) in seen:
+                continue
+            seen.add((family, resolved))
+            address = resolved
+            if port == 0 and reserved:
+                # Every address of the host on the one port the first bind picked.
+                address = (resolved[0], reserved[0].getsockname()[1], *resolved[2:])
+            reserved.append(_reuseport_socket(family, address))
+    except OSError as exc:
+        for sock in reserved:
+            sock.close()
+        raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    return reserved
+
+
+def _ready(ready_fd: int, _bound: object) -> None:
+    os.write(ready_fd, b"+")
+    os.close(ready_fd)
+
+
+def _run_workers(namespace: argparse.Namespace) -> int:
+    """Fork ``namespace.workers`` serving processes; forward stop signals; reap them."""
+    if namespace.setuid:
+        _check_can_drop_privileges()
+    reserved = _reserve_addresses(namespace.host, namespace.port)
+    addresses = [(sock.family, sock.getsockname()) for sock in reserved]
+    children: set[int] = set()
+    # Each worker writes one byte here once it listens; the parent announces the address
+    # only when all of them do, so a client never meets a refused connection.
+    ready_read, ready_write = os.pipe()
+    signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    try:
+        for _ in range(namespace.workers):
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover - runs in the child; tested through a subprocess
+                os.close(ready_read)
+                for sock in reserved:
+                    sock.close()
+                code = 1
+                try:
+                    code = _run_one(namespace, addresses, started=partial(_ready, ready_write))
+                finally:
+                    sys.stdout.flush()
+                    sys.stderr.flush()
+                    os._exit(code)
+            children.add(pid)
+
+        def forward(signum: int, _frame: object) -> None:
+            for child in children:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(child, signal.SIGTERM)
+
+        for signum in _STOP_SIGNALS:
+            signal.signal(signum, forward)
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
+    os.close(ready_write)
+    with os.fdopen(ready_read, "rb") as ready:
+        # EOF before every byte arrived means a worker died before listening.
+        if len(ready.read(namespace.workers)) == namespace.workers:
+            _announce([address for _family, address in addresses])
+    status = 0
+    try:
+        while children:
+            pid, wait_status = os.wait()
+            children.discard(pid)
+            if os.waitstatus_to_exitcode(wait_status) != 0:
+                status = 1
+    finally:
+        for signum in _STOP_SIGNALS:
+            signal.signal(
+                signum, signal.SIG_DFL if signum != signal.SIGINT else signal.default_int_handler
+            )
+        for sock in reserved:
+            sock.close()
+    return status
+
+
 @public
 def main(args: Sequence[str] | None = None) -> None:
     """Run the server from the command line ``args`` (default ``sys.argv[1:]``)."""
     _parser, namespace = parseargs(args=args)
     _configure_logging(namespace.debug)
-    try:
-        with asyncio.Runner(loop_factory=_loop_factory(namespace.loop)) as runner:
-            runner.run(serve(namespace))
-    except KeyboardInterrupt:
-        pass
-    except StartupError as exc:
-        print(f"{PROGRAM}: {exc}", file=sys.stderr)
-        sys.exit(1)
+    if namespace.workers > 1:
+        try:
+            status = _run_workers(namespace)
+        except StartupError as exc:
+            print(f"{PROGRAM}: {exc}", file=sys.stderr)
+            status = 1
+    else:
+        status = _run_one(namespace)
+    if status:
+        sys.exit(status)
