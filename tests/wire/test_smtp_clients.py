@@ -1,0 +1,331 @@
+"""Real clients (smtplib, swaks, curl) over real sockets on port 0 deliver to a handler.
+
+The server is started here with ``loop.create_server(lambda: SMTP(...))`` (no Controller),
+and every connection's session task is awaited before the test ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import smtplib
+import ssl
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from aiosmtpd.lmtp import LMTP
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
+from tests.support import require_program
+
+pytestmark = pytest.mark.wire
+
+MESSAGE = b"From: a@example.com\r\nTo: b@example.com\r\nSubject: wire\r\n\r\nHello.\r\n..dot\r\n"
+
+
+class Box:
+    def __init__(self) -> None:
+        self.envelopes: list[Envelope] = []
+        self.sessions: list[Session] = []
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        self.envelopes.append(envelope)
+        self.sessions.append(session)
+        return "250 OK queued"
+
+
+@contextlib.asynccontextmanager
+async def serve(
+    handler: Any, cls: type[SMTP] = SMTP, ssl_context: ssl.SSLContext | None = None, **kwargs: Any
+) -> AsyncIterator[int]:
+    loop = asyncio.get_running_loop()
+    protocols: list[SMTP] = []
+
+    def factory() -> SMTP:
+        protocol = cls(handler, hostname="mx.test", **kwargs)
+        protocols.append(protocol)
+        return protocol
+
+    server = await loop.create_server(factory, "127.0.0.1", 0, ssl=ssl_context)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+        await server.wait_closed()
+        tasks = [p._handler_coroutine for p in protocols if p._handler_coroutine is not None]
+        if tasks:
+            await asyncio.wait(tasks)
+
+
+@pytest.fixture(scope="module")
+def certificates(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[ssl.SSLContext, ssl.SSLContext, Path]:
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost", "mx.test")
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(server_context)
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+    ca_file = tmp_path_factory.mktemp("ca") / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    return server_context, client_context, ca_file
+
+
+def _smtplib_send(port: int) -> dict[str, tuple[int, bytes]]:
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+        client.ehlo("client.test")
+        assert client.has_extn("pipelining")
+        assert client.has_extn("size")
+        return client.sendmail("a@example.com", ["b@example.com", "c@example.com"], MESSAGE)
+
+
+@pytest.mark.asyncio
+async def test_smtplib_delivers() -> None:
+    box = Box()
+    async with serve(box) as port:
+        refused = await asyncio.to_thread(_smtplib_send, port)
+    assert refused == {}
+    (envelope,) = box.envelopes
+    assert envelope.mail_from == "a@example.com"
+    assert envelope.rcpt_tos == ["b@example.com", "c@example.com"]
+    assert envelope.content == MESSAGE  # smtplib stuffs the dot, the server unstuffs it
+    assert box.sessions[0].host_name == "client.test"
+    assert box.sessions[0].peer[0] == "127.0.0.1"
+
+
+@pytest.mark.asyncio
+async def test_smtplib_starttls_and_auth(
+    certificates: tuple[ssl.SSLContext, ssl.SSLContext, Path],
+) -> None:
+    server_context, client_context, _ = certificates
+    box = Box()
+    tls_states: list[bool] = []
+
+    class Handler(Box):
+        def handle_STARTTLS(self, server: SMTP, session: Session, envelope: Envelope) -> bool:
+            tls_states.append(session.ssl is not None)
+            return True
+
+    def authenticator(
+        server: Any, session: Any, envelope: Any, mechanism: str, data: Any
+    ) -> AuthResult:
+        return AuthResult(success=data.password == b"secret", auth_data=data.login)
+
+    handler = Handler()
+
+    def run(port: int) -> None:
+        with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+            client.ehlo("c")
+            assert client.has_extn("starttls")
+            assert not client.has_extn("auth")
+            client.starttls(context=client_context)
+            client.ehlo("c")
+            assert not client.has_extn("starttls")
+            assert client.has_extn("auth")
+            with pytest.raises(smtplib.SMTPAuthenticationError) as excinfo:
+                client.login("alice", "wrong")
+            assert excinfo.value.smtp_code == 535
+            client.login("alice", "secret")
+            client.sendmail("a@example.com", ["b@example.com"], MESSAGE)
+
+    async with serve(
+        handler, tls_context=server_context, require_starttls=True, authenticator=authenticator
+    ) as port:
+        await asyncio.to_thread(run, port)
+    assert tls_states == [True]
+    assert handler.sessions[0].authenticated is True
+    assert handler.sessions[0].auth_data == b"alice"
+    assert handler.sessions[0].ssl is not None
+    assert box.envelopes == []
+
+
+@pytest.mark.asyncio
+async def test_smtplib_implicit_tls(
+    certificates: tuple[ssl.SSLContext, ssl.SSLContext, Path],
+) -> None:
+    server_context, client_context, _ = certificates
+    box = Box()
+
+    def run(port: int) -> bool:
+        with smtplib.SMTP_SSL("127.0.0.1", port, timeout=10, context=client_context) as client:
+            client.ehlo("c")
+            advertised = client.has_extn("auth") and not client.has_extn("starttls")
+            client.sendmail("a@example.com", ["b@example.com"], MESSAGE)
+            return advertised
+
+    async with serve(box, ssl_context=server_context, tls_context=server_context) as port:
+        assert await asyncio.to_thread(run, port)
+    assert len(box.envelopes) == 1
+
+
+@pytest.mark.asyncio
+async def test_lmtp_over_the_wire() -> None:
+    """smtplib.LMTP reads one reply after DATA, so the RFC 2033 exchange is driven by hand."""
+    box = Box()
+    async with serve(box, cls=LMTP) as port:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            writer.write(
+                b"LHLO c\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\n"
+                b"RCPT TO:<c@example.com>\r\nDATA\r\n"
+            )
+            lines = [await reader.readline() for _ in range(10)]  # greeting, 5 LHLO, 4
+            assert lines[-1] == b"354 End data with <CR><LF>.<CR><LF>\r\n"
+            writer.write(MESSAGE + b".\r\nQUIT\r\n")
+            replies = [await reader.readline() for _ in range(3)]
+            assert replies == [b"250 OK queued\r\n", b"250 OK queued\r\n", b"221 Bye\r\n"]
+            assert await reader.read() == b""
+        finally:
+            writer.close()
+            await writer.wait_closed()
+    assert len(box.envelopes) == 1
+
+
+async def _run(*argv: str, stdin: bytes | None = None) -> tuple[int, str]:
+    process = await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(process.communicate(stdin), 30)
+    assert process.returncode is not None
+    return process.returncode, output.decode(errors="replace")
+
+
+@pytest.mark.asyncio
+async def test_swaks_delivers() -> None:
+    swaks = require_program("swaks")
+    box = Box()
+    async with serve(box) as port:
+        code, output = await _run(
+            swaks,
+            "--server",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--from",
+            "a@example.com",
+            "--to",
+            "b@example.com",
+            "--helo",
+            "swaks.test",
+            "--pipeline",
+            "--body",
+            "hello from swaks",
+        )
+    assert code == 0, output
+    (envelope,) = box.envelopes
+    assert envelope.mail_from == "a@example.com"
+    assert envelope.rcpt_tos == ["b@example.com"]
+    assert b"hello from swaks" in envelope.content  # type: ignore[operator]
+
+
+@pytest.mark.asyncio
+async def test_swaks_starttls_auth_login(
+    certificates: tuple[ssl.SSLContext, ssl.SSLContext, Path],
+) -> None:
+    swaks = require_program("swaks")
+    server_context, _, _ = certificates
+    box = Box()
+
+    def authenticator(
+        server: Any, session: Any, envelope: Any, mechanism: str, data: Any
+    ) -> AuthResult:
+        return AuthResult(
+            success=(mechanism, data.login, data.password) == ("LOGIN", b"alice", b"secret")
+        )
+
+    async with serve(box, tls_context=server_context, authenticator=authenticator) as port:
+        code, output = await _run(
+            swaks,
+            "--server",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--from",
+            "a@example.com",
+            "--to",
+            "b@example.com",
+            "--tls",
+            "--auth",
+            "LOGIN",
+            "--auth-user",
+            "alice",
+            "--auth-password",
+            "secret",
+            "--body",
+            "tls body",
+        )
+    assert code == 0, output
+    assert len(box.envelopes) == 1
+    assert box.sessions[0].authenticated is True
+
+
+@pytest.mark.asyncio
+async def test_curl_delivers(tmp_path: Path) -> None:
+    curl = require_program("curl")
+    message = tmp_path / "message.eml"
+    message.write_bytes(MESSAGE)
+    box = Box()
+    async with serve(box) as port:
+        code, output = await _run(
+            curl,
+            "--silent",
+            "--show-error",
+            f"smtp://127.0.0.1:{port}/curl.test",
+            "--mail-from",
+            "a@example.com",
+            "--mail-rcpt",
+            "b@example.com",
+            "-T",
+            str(message),
+        )
+    assert code == 0, output
+    (envelope,) = box.envelopes
+    assert envelope.mail_from == "a@example.com"
+    assert envelope.rcpt_tos == ["b@example.com"]
+    assert b"Subject: wire" in envelope.content  # type: ignore[operator]
+
+
+@pytest.mark.asyncio
+async def test_curl_auth_login_over_starttls(
+    tmp_path: Path, certificates: tuple[ssl.SSLContext, ssl.SSLContext, Path]
+) -> None:
+    curl = require_program("curl")
+    server_context, _, ca_file = certificates
+    message = tmp_path / "message.eml"
+    message.write_bytes(MESSAGE)
+    box = Box()
+
+    def authenticator(
+        server: Any, session: Any, envelope: Any, mechanism: str, data: Any
+    ) -> AuthResult:
+        return AuthResult(success=(data.login, data.password) == (b"alice", b"secret"))
+
+    async with serve(box, tls_context=server_context, authenticator=authenticator) as port:
+        code, output = await _run(
+            curl,
+            "--silent",
+            "--show-error",
+            f"smtp://127.0.0.1:{port}",
+            "--ssl-reqd",
+            "--cacert",
+            str(ca_file),
+            "--login-options",
+            "AUTH=LOGIN",
+            "--user",
+            "alice:secret",
+            "--mail-from",
+            "a@example.com",
+            "--mail-rcpt",
+            "b@example.com",
+            "-T",
+            str(message),
+        )
+    assert code == 0, output
+    assert len(box.envelopes) == 1
