@@ -1,8 +1,10 @@
 """The command line: ``python -m aiosmtpd`` and the ``aiosmtpd`` console script.
 
 Owns: the argument parser (aiosmtpd 1.4's flags, defaults and error messages, plus
-``--loop``), building the handler from ``-c CLASS`` with ``from_cli``, binding the listener,
-dropping privileges, and running the server until SIGINT or SIGTERM.
+``--loop`` and ``--workers``), building the handler from ``-c CLASS`` with ``from_cli``,
+binding the listener, dropping privileges, running the server until SIGINT or SIGTERM, and
+the ``--workers`` process tree (workers share one SO_REUSEPORT address; the parent only
+binds, announces, forwards stop signals and reaps).
 Invariants: every user mistake ends in ``parser.error`` (exit 2) or a one-line message and
 exit 1, never a traceback; the listener is bound *before* privileges are dropped, so
 ``-l :25`` works when started as root; the server hostname is computed once per process;
@@ -35,7 +37,7 @@ from typing import Any
 from public import public
 
 from aiosmtpd import __version__
-from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import DATA_SIZE_DEFAULT, SMTP
 
 
 def _optional_module(name: str) -> ModuleType | None:
@@ -58,11 +60,8 @@ PROGRAM = (
 DEFAULT_HOST = "localhost"
 DEFAULT_PORT = 8025
 DEFAULT_CLASS = "aiosmtpd.handlers.Debugging"
-#: ``-s`` default; the same as ``aiosmtpd.smtp.DATA_SIZE_DEFAULT`` (the help text of 1.4
-#: promised it, DECISIONS row 9 makes it true).
-DEFAULT_SIZE = 33_554_432
-#: How long a SIGTERM/SIGINT stop lets transactions in progress finish (seconds).
-STOP_GRACE_SECONDS = 30.0
+#: ``-s`` default: 1.4's help text promised it, DECISIONS row 9 makes it true.
+DEFAULT_SIZE = DATA_SIZE_DEFAULT
 
 log = logging.getLogger("mail.log")
 
