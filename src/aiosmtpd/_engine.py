@@ -178,6 +178,10 @@ class SessionEngine(asyncio.Protocol):
         self._input_waiter: asyncio.Future[None] | None = None
         self._writes = WriteGate()
         self._timer: IdleTimer = None  # type: ignore[assignment]
+        #: While a STARTTLS handshake is in progress: decrypted bytes that arrived before
+        #: the session task could tell the core (TLS 1.3 clients may send EHLO in the same
+        #: flight as their Finished message). ``None`` otherwise.
+        self._tls_early_input: list[bytes] | None = None
 
     def _create_session(self) -> Session:
         return Session(self._loop)
@@ -215,6 +219,9 @@ class SessionEngine(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._conn is None or self._closing:
             return
+        if self._tls_early_input is not None:
+            self._tls_early_input.append(data)
+            return
         self._conn.receive_data(data)
         self._wake()
         if not self._reading_paused and self._conn.buffered_size > READ_HIGH_WATER:
@@ -222,7 +229,9 @@ class SessionEngine(asyncio.Protocol):
             self.transport.pause_reading()
 
     def eof_received(self) -> bool | None:
-        if self._conn is not None and not self._lost:
+        if self._tls_early_input is not None:
+            self._tls_early_input.append(b"")
+        elif self._conn is not None and not self._lost:
             self._conn.receive_data(b"")
             self._wake()
         # Keep the transport open so pipelined replies can still be written; the session

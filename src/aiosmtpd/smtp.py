@@ -336,17 +336,22 @@ class SMTP(BuiltinMechanisms, SessionEngine):
 
     async def _start_tls(self) -> None:
         old = self.transport
+        self._tls_early_input = []
         try:
             new = await upgrade(old, self, self.tls_context)
         except TLSSetupException as error:
             log.info("%r STARTTLS failed: %s", self.session.peer, error)
             raise _ConnectionGone from error
+        finally:
+            early, self._tls_early_input = self._tls_early_input, None
         self._original_transport = old
         self.transport = new
         self._reader._transport = new
         self._writer._transport = new
         self._tls_protocol = new
         self._conn.tls_established()
+        for data in early:
+            self._conn.receive_data(data)
         peer = self.session.peer
         self.session = self._create_session()
         self.session.peer = peer
