@@ -41,6 +41,7 @@ from ._core.events import (
 )
 from ._flow import IdleTimer, WriteGate
 from ._tls import ssl_info
+from .proxy_protocol import parse_proxy_header
 
 log = logging.getLogger("mail.log")
 
@@ -154,6 +155,7 @@ class SessionEngine(asyncio.Protocol):
     _smtp_methods: dict[str, Callable[..., Any]]
     _loop: asyncio.AbstractEventLoop | None
     _timeout_duration: float | None
+    _proxy_timeout: float | None
 
     def _init_connection_state(self) -> None:
         self.transport: Any = None
@@ -182,6 +184,11 @@ class SessionEngine(asyncio.Protocol):
         #: the session task could tell the core (TLS 1.3 clients may send EHLO in the same
         #: flight as their Finished message). ``None`` otherwise.
         self._tls_early_input: list[bytes] | None = None
+        #: Bytes received before the PROXY header was complete; ``None`` once it was (or
+        #: when no PROXY header is expected).
+        self._proxy_buffer: bytearray | None = None
+        self._proxy_eof = False
+        self._proxy_timer: asyncio.TimerHandle | None = None
 
     def _create_session(self) -> Session:
         return Session(self._loop)
@@ -214,6 +221,9 @@ class SessionEngine(asyncio.Protocol):
         self._conn = self._new_core()
         self._timer = IdleTimer(loop, self._timeout_duration, self._on_timeout)
         self._timer.touch()
+        if self._proxy_timeout is not None:
+            self._proxy_buffer = bytearray()
+            self._proxy_timer = loop.call_later(self._proxy_timeout, self._on_proxy_timeout)
         self._handler_coroutine = loop.create_task(self._handle_client())
 
     def data_received(self, data: bytes) -> None:
@@ -222,6 +232,10 @@ class SessionEngine(asyncio.Protocol):
         if self._tls_early_input is not None:
             self._tls_early_input.append(data)
             return
+        if self._proxy_buffer is not None:
+            self._proxy_buffer += data
+            self._wake()
+            return
         self._conn.receive_data(data)
         self._wake()
         if not self._reading_paused and self._conn.buffered_size > READ_HIGH_WATER:
@@ -229,7 +243,10 @@ class SessionEngine(asyncio.Protocol):
             self.transport.pause_reading()
 
     def eof_received(self) -> bool | None:
-        if self._tls_early_input is not None:
+        if self._proxy_buffer is not None:
+            self._proxy_eof = True
+            self._wake()
+        elif self._tls_early_input is not None:
             self._tls_early_input.append(b"")
         elif self._conn is not None and not self._lost:
             self._conn.receive_data(b"")
@@ -329,6 +346,8 @@ class SessionEngine(asyncio.Protocol):
 
     async def _handle_client(self) -> None:
         try:
+            if self._proxy_buffer is not None and not await self._accept_proxy_header():
+                return
             self._say(R.GREETING, hostname=self.hostname, ident=self.__ident__)
             while True:
                 event = await self._next_event()
@@ -344,6 +363,8 @@ class SessionEngine(asyncio.Protocol):
 
     def _end_connection(self) -> None:
         self._closing = True
+        if self._proxy_timer is not None:
+            self._proxy_timer.cancel()
         if self._timer is not None:
             self._timer.cancel()
         self._flush()
@@ -355,7 +376,47 @@ class SessionEngine(asyncio.Protocol):
     def _close_after_reply(self) -> None:
         self._closing = True
 
+    async def _accept_proxy_header(self) -> bool:
+        """Read the PROXY header (haproxy proxy-protocol.txt) and ask ``handle_PROXY``.
+
+        ``False`` (close without a reply, as 1.4 did) on a bad header, EOF, timeout, a
+        missing hook or a falsy hook result.
+        """
+        while True:
+            assert self._proxy_buffer is not None
+            result = parse_proxy_header(self._proxy_buffer)
+            if result is not None:
+                break
+            if self._proxy_eof or self._lost or self._closing:
+                return False
+            await self._wait_for_input()
+        if self._proxy_timer is not None:
+            self._proxy_timer.cancel()
+        rest = bytes(self._proxy_buffer[result.consumed :])
+        self._proxy_buffer = None
+        if not result.proxy_data.valid:
+            return False
+        self.session.proxy_data = result.proxy_data
+        if rest:
+            self._conn.receive_data(rest)
+        if self._proxy_eof:
+            self._conn.receive_data(b"")
+        status = await self._call_handler_hook("PROXY", result.proxy_data)
+        return status is not MISSING and bool(status)
+
+    def _on_proxy_timeout(self) -> None:
+        if self._proxy_buffer is None:
+            return
+        log.info("%r PROXY header timeout", self.session.peer)
+        self._closing = True
+        if not self.transport.is_closing():
+            self.transport.close()
+        self._wake()
+
     def _on_timeout(self) -> None:
+        if self._proxy_buffer is not None:
+            self._on_proxy_timeout()
+            return
         if self._closing or self._lost:
             return
         log.info("%r connection timeout", self.session.peer)

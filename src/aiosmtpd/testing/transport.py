@@ -164,9 +164,12 @@ class SMTPClient:
         self._read_pos = 0
         self.greeting: Reply | None = None
 
-    async def connect(self) -> Reply:
+    async def connect(self, *, read_greeting: bool = True) -> Reply | None:
+        """Start the connection; read the greeting unless told not to (e.g. the server
+        first waits for a PROXY header)."""
         self.protocol.connection_made(self.transport)
-        self.greeting = await self.reply()
+        if read_greeting:
+            self.greeting = await self.reply()
         return self.greeting
 
     async def send(self, data: bytes) -> None:
