@@ -10,8 +10,9 @@ timer, back-pressure in both directions, the verb gates that apply to every comm
 ``MISSING``, ``@syntax`` and ``sanitize`` (re-exported by ``aiosmtpd.smtp``).
 
 Invariants: ``next_event()`` is called only after the previous command finished; bytes
-are framed only by the core; the transport written to is always ``self.transport``
-(plugins swap it after their own STARTTLS); no sleeping tasks, only ``call_later``.
+are framed only by the core; the transport written to is ``self._writer._transport``
+(falling back to ``self.transport``): plugins that replace ``smtp_STARTTLS`` swap it
+(smtpdfix sets only the stream ones); no sleeping tasks, only ``call_later``.
 
 Must not know: what each command means (``aiosmtpd.smtp``), AUTH mechanisms.
 """
@@ -27,7 +28,7 @@ from typing import Any, TypeVar
 
 from . import _compat as compat
 from ._core import replies as R
-from ._core.connection import ServerConnection
+from ._core.connection import Mode, ServerConnection
 from ._core.events import (
     NEED_DATA,
     PAUSED,
@@ -180,10 +181,11 @@ class SessionEngine(asyncio.Protocol):
         self._input_waiter: asyncio.Future[None] | None = None
         self._writes = WriteGate()
         self._timer: IdleTimer = None  # type: ignore[assignment]
-        #: While a STARTTLS handshake is in progress: decrypted bytes that arrived before
-        #: the session task could tell the core (TLS 1.3 clients may send EHLO in the same
-        #: flight as their Finished message). ``None`` otherwise.
-        self._tls_early_input: list[bytes] | None = None
+        #: Bytes that arrived while the core waits for the TLS handshake: they can only be
+        #: decrypted bytes that came before the session task could tell the core (a TLS
+        #: 1.3 client may send EHLO in the flight of its Finished message), because
+        #: ``loop.start_tls`` takes the transport over in the same step as the 220 is sent.
+        self._tls_early_input: list[bytes] = []
         #: Bytes received before the PROXY header was complete; ``None`` once it was (or
         #: when no PROXY header is expected).
         self._proxy_buffer: bytearray | None = None
@@ -201,6 +203,11 @@ class SessionEngine(asyncio.Protocol):
 
     def _new_core(self) -> ServerConnection:
         raise NotImplementedError
+
+    @property
+    def _active_transport(self) -> Any:
+        transport = self._writer._transport
+        return transport if transport is not None else self.transport
 
     @property
     def _tls_active(self) -> bool:
@@ -229,7 +236,7 @@ class SessionEngine(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._conn is None or self._closing:
             return
-        if self._tls_early_input is not None:
+        if self._conn.mode is Mode.TLS_PENDING:
             self._tls_early_input.append(data)
             return
         if self._proxy_buffer is not None:
@@ -240,13 +247,13 @@ class SessionEngine(asyncio.Protocol):
         self._wake()
         if not self._reading_paused and self._conn.buffered_size > READ_HIGH_WATER:
             self._reading_paused = True
-            self.transport.pause_reading()
+            self._active_transport.pause_reading()
 
     def eof_received(self) -> bool | None:
         if self._proxy_buffer is not None:
             self._proxy_eof = True
             self._wake()
-        elif self._tls_early_input is not None:
+        elif self._conn is not None and self._conn.mode is Mode.TLS_PENDING:
             self._tls_early_input.append(b"")
         elif self._conn is not None and not self._lost:
             self._conn.receive_data(b"")
@@ -273,13 +280,18 @@ class SessionEngine(asyncio.Protocol):
 
     # --- output ------------------------------------------------------------------------------
     def _send_line(self, line: bytes) -> None:
-        assert self._conn is not None
+        mode = self._conn.mode
         data = self._conn.send(line)
         self._out.append(data)
         self._out_size += len(data)
         if line[:3] != b"334":
             self._final_replies += 1
-        if self._out_size > WRITE_FLUSH_SIZE:
+        # 220 to STARTTLS must be on the wire before the handshake starts, whoever runs it
+        # (a plugin's smtp_STARTTLS awaits loop.start_tls right after push()). Other
+        # replies wait for the end of the pipelined group (flushed on NEED_DATA).
+        if self._out_size > WRITE_FLUSH_SIZE or (
+            self._conn.mode is Mode.TLS_PENDING and mode is not Mode.TLS_PENDING
+        ):
             self._flush()
 
     def _say(self, reply: R.Reply, **fields: Any) -> None:
@@ -291,7 +303,7 @@ class SessionEngine(asyncio.Protocol):
         data = b"".join(self._out) if len(self._out) > 1 else self._out[0]
         self._out.clear()
         self._out_size = 0
-        transport = self.transport
+        transport = self._active_transport
         if transport is not None and not transport.is_closing():
             transport.write(data)
 
@@ -313,7 +325,7 @@ class SessionEngine(asyncio.Protocol):
     async def _wait_for_input(self) -> None:
         if self._reading_paused and not self._lost:
             self._reading_paused = False
-            self.transport.resume_reading()
+            self._active_transport.resume_reading()
         waiter = asyncio.get_running_loop().create_future()
         self._input_waiter = waiter
         try:
@@ -370,11 +382,37 @@ class SessionEngine(asyncio.Protocol):
         self._flush()
         if self._conn is not None:
             self._conn.close()
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.close()
+        transport = self._active_transport
+        if transport is not None and not transport.is_closing():
+            transport.close()
 
     def _close_after_reply(self) -> None:
         self._closing = True
+
+    def _finish_tls_upgrade(self) -> None:
+        """After ``220`` to STARTTLS and the handshake: restart the core and the session.
+
+        Runs after our own ``smtp_STARTTLS`` and after a plugin's replacement of it (which
+        only swaps transports); a replacement that did not upgrade ends the connection.
+        """
+        transport = self._active_transport
+        if transport is None or transport.get_extra_info("ssl_object") is None:
+            log.info("%r STARTTLS did not complete", self.session.peer)
+            raise _ConnectionGone
+        if not self._tls_protocol:
+            self._tls_protocol = transport
+        self._conn.tls_established()
+        early, self._tls_early_input = self._tls_early_input, []
+        for data in early:
+            self._conn.receive_data(data)
+        peer = self.session.peer
+        self.session = self._create_session()
+        self.session.peer = peer
+        self.session.ssl = ssl_info(transport)
+        self._set_rset_state()
+        hook = self._handle_hooks.get("STARTTLS")
+        if hook is not None:
+            self._tls_handshake_okay = bool(hook(self, self.session, self.envelope))
 
     async def _accept_proxy_header(self) -> bool:
         """Read the PROXY header (haproxy proxy-protocol.txt) and ask ``handle_PROXY``.
@@ -409,8 +447,8 @@ class SessionEngine(asyncio.Protocol):
             return
         log.info("%r PROXY header timeout", self.session.peer)
         self._closing = True
-        if not self.transport.is_closing():
-            self.transport.close()
+        if not self._active_transport.is_closing():
+            self._active_transport.close()
         self._wake()
 
     def _on_timeout(self) -> None:
@@ -424,7 +462,7 @@ class SessionEngine(asyncio.Protocol):
         self._closing = True
         if self._conn is not None:
             self._conn.close()
-        transport = self.transport
+        transport = self._active_transport
         if transport is not None and not transport.is_closing():
             line = _reply(R.TIMEOUT, hostname=self.hostname) + "\r\n"
             transport.write(line.encode("utf-8"))
@@ -472,6 +510,8 @@ class SessionEngine(asyncio.Protocol):
                 return
         try:
             await method(self, arg)
+            if self._conn.mode is Mode.TLS_PENDING:
+                self._finish_tls_upgrade()
         except (_ConnectionGone, asyncio.CancelledError):
             raise
         except Exception as error:

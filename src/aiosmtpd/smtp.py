@@ -50,7 +50,7 @@ from ._engine import (
     sanitized_log,
     syntax,
 )
-from ._tls import TLSSetupException, ssl_info, upgrade
+from ._tls import TLSSetupException, upgrade
 from .auth import (
     VALID_AUTHMECH,
     AuthMechanismType,
@@ -335,31 +335,18 @@ class SMTP(BuiltinMechanisms, SessionEngine):
         await self._start_tls()
 
     async def _start_tls(self) -> None:
-        old = self.transport
-        self._tls_early_input = []
+        old = self._active_transport
         try:
             new = await upgrade(old, self, self.tls_context)
         except TLSSetupException as error:
             log.info("%r STARTTLS failed: %s", self.session.peer, error)
             raise _ConnectionGone from error
-        finally:
-            early, self._tls_early_input = self._tls_early_input, None
         self._original_transport = old
         self.transport = new
         self._reader._transport = new
         self._writer._transport = new
         self._tls_protocol = new
-        self._conn.tls_established()
-        for data in early:
-            self._conn.receive_data(data)
-        peer = self.session.peer
-        self.session = self._create_session()
-        self.session.peer = peer
-        self.session.ssl = ssl_info(new)
-        self._set_rset_state()
-        hook = self._handle_hooks.get("STARTTLS")
-        if hook is not None:
-            self._tls_handshake_okay = bool(hook(self, self.session, self.envelope))
+        self._finish_tls_upgrade()
 
     @syntax("HELP [command]")
     async def smtp_HELP(self, arg: str | None) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from aiosmtpd.lmtp import LMTP
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session, syntax
 from tests.support import require_program
 
 pytestmark = pytest.mark.wire
@@ -329,3 +329,46 @@ async def test_curl_auth_login_over_starttls(
         )
     assert code == 0, output
     assert len(box.envelopes) == 1
+
+
+class PluginStyleSMTP(SMTP):
+    """A third-party subclass (as smtpdfix 0.5.3 does) running its own STARTTLS.
+
+    It pushes 220, awaits ``loop.start_tls`` itself and then only swaps the stream
+    objects' transports and ``_tls_protocol``; the server must carry on over TLS.
+    """
+
+    @syntax("STARTTLS", when="tls_context")
+    async def smtp_STARTTLS(self, arg: str | None) -> None:
+        await self.push("220 Ready to start TLS")
+        self._original_transport = self.transport
+        new_transport = await self.loop.start_tls(
+            transport=self.transport,
+            protocol=self,
+            sslcontext=self.tls_context,
+            server_side=True,
+            ssl_handshake_timeout=5.0,
+        )
+        self._reader._transport = new_transport
+        self._writer._transport = new_transport
+        self._tls_protocol = new_transport.get_protocol()
+
+
+@pytest.mark.asyncio
+async def test_plugin_replacing_starttls(
+    certificates: tuple[ssl.SSLContext, ssl.SSLContext, Path],
+) -> None:
+    server_context, client_context, _ = certificates
+    box = Box()
+
+    def run(port: int) -> None:
+        with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+            client.starttls(context=client_context)
+            client.ehlo("c")
+            assert not client.has_extn("starttls")
+            client.sendmail("a@example.com", ["b@example.com"], MESSAGE)
+
+    async with serve(box, cls=PluginStyleSMTP, tls_context=server_context) as port:
+        await asyncio.to_thread(run, port)
+    assert len(box.envelopes) == 1
+    assert box.sessions[0].ssl is not None
