@@ -308,10 +308,19 @@ class SessionEngine(asyncio.Protocol):
             transport.write(data)
 
     async def push(self, status: str | bytes) -> None:
-        """Send one reply line (CRLF is added)."""
+        """Send one reply line (CRLF is added).
+
+        A status holding line breaks (``"250-a\r\n250 b"``, which 1.4 wrote out raw) is
+        sent as its lines.
+        """
         if isinstance(status, str):
             status = status.encode("utf-8" if self.enable_SMTPUTF8 else "ascii")
-        self._send_line(status)
+        if b"\n" in status or b"\r" in status:
+            for line in status.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n"):
+                if line:
+                    self._send_line(line)
+        else:
+            self._send_line(status)
         if self._writes.paused:
             self._flush()
             await self._writes.wait()

@@ -373,3 +373,14 @@ async def test_hooks_set_on_the_instance_are_found() -> None:
     handler.handle_NOOP = handle_NOOP  # type: ignore[attr-defined]
     async with connect(handler) as client:
         assert (await client.command("NOOP")).text == "instance hook"
+
+
+@pytest.mark.asyncio
+async def test_multiline_status_from_a_hook() -> None:
+    class Multi:
+        async def handle_NOOP(self, *args: Any) -> str:
+            return "250-first\r\n250 second"
+
+    async with connect(Multi()) as client:
+        assert (await client.command("NOOP")).lines == ("first", "second")
+        assert (await client.command("NOOP x")).lines == ("first", "second")
