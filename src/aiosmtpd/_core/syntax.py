@@ -212,8 +212,8 @@ def decode_sasl_line(line: bytes | str) -> bytes | None:
     A lone ``=`` is the RFC's encoding of an empty response and decodes to ``b""``.
     Surrounding whitespace is ignored; whitespace inside is not (it is not base64).
     """
-    data = line.strip()
-    if data in (b"=", "="):
+    data = line.strip().encode("ascii", "replace") if isinstance(line, str) else line.strip()
+    if data == b"=":
         return b""
     try:
         return base64.b64decode(data, validate=True)
