@@ -193,7 +193,7 @@ class SessionEngine(asyncio.Protocol):
         self._proxy_timer: asyncio.TimerHandle | None = None
 
     def _create_session(self) -> Session:
-        return Session(self._loop)
+        return Session(self._loop or asyncio.get_running_loop())
 
     def _create_envelope(self) -> Envelope:
         return Envelope()
@@ -360,6 +360,12 @@ class SessionEngine(asyncio.Protocol):
                 await self._wait_for_input()
                 continue
             if event is PAUSED:
+                if self._conn.mode is Mode.COMMAND:
+                    # The last command got no final reply line (a hook returned only
+                    # "250-" lines, say): the client would wait forever. Answer for it.
+                    log.error("%r command left without a final reply", self.session.peer)
+                    self._say(R.LOCAL_ERROR)
+                    continue
                 return None
             assert self._timer is not None
             self._timer.touch()

@@ -384,3 +384,19 @@ async def test_multiline_status_from_a_hook() -> None:
     async with connect(Multi()) as client:
         assert (await client.command("NOOP")).lines == ("first", "second")
         assert (await client.command("NOOP x")).lines == ("first", "second")
+
+
+@pytest.mark.asyncio
+async def test_ehlo_hook_without_final_line_still_gets_an_answer() -> None:
+    class Broken:
+        async def handle_EHLO(
+            self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+        ) -> list[str]:
+            session.host_name = hostname
+            return ["250-only continuation"]
+
+    async with connect(Broken()) as client:
+        reply = await client.command("EHLO c")
+        assert reply.lines == ("only continuation", "4.3.0 Error: local error in processing")
+        assert reply.code == 451
+        assert (await client.command("NOOP")).code == 250
