@@ -374,3 +374,14 @@ async def test_command_call_limit(limit: Any, allowed: int) -> None:
         reply = await client.command("NOOP")
         assert (reply.code, reply.text) == (421, "4.7.0 NOOP sent too many times")
         await client.wait_closed()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(("octets", "code"), [(511, 250), (512, 250), (513, 500)])
+async def test_command_line_limit_edges(octets: int, code: int) -> None:
+    """512 octets including CRLF (RFC 5321 §4.5.3.1.4)."""
+    async with connect() as client:
+        line = "NOOP " + "x" * (octets - 2 - 5)
+        reply = await client.command(line)
+        assert reply.code == code
+        assert (await client.command("NOOP")).code == 250
