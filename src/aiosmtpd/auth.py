@@ -13,6 +13,7 @@ Must not know: transports, the core's framing, the session task.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
@@ -39,6 +40,7 @@ __all__ = [
 #: A mechanism name (RFC 4422 §3.1 allows A-Z, 0-9, "-" and "_").
 VALID_AUTHMECH = r"[A-Z0-9_-]+\Z"
 _VALID_AUTHMECH_RE = re.compile(VALID_AUTHMECH)
+log = logging.getLogger("mail.log")
 
 AuthMechanismType = Callable[["SMTP", list[str]], Awaitable[Any]]
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -121,6 +123,14 @@ def mechanism_table(server_type: type, handler: object) -> dict[str, tuple[bool,
         for name, attribute in _auth_members(type(handler)).items():
             table[name] = (True, attribute)
         _TABLE_CACHE[key] = table
+        # Once per (server class, handler type), not per connection.
+        log.info(
+            "Available AUTH mechanisms: %s",
+            " ".join(
+                f"{n}" if on_handler else f"{n}(builtin)"
+                for n, (on_handler, _) in sorted(table.items())
+            ),
+        )
     instance_attrs = getattr(handler, "__dict__", None)
     if instance_attrs and any(a.startswith("auth_") for a in instance_attrs):
         table = dict(table)
