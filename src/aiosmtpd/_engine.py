@@ -191,6 +191,8 @@ class SessionEngine(asyncio.Protocol):
         self._proxy_buffer: bytearray | None = None
         self._proxy_eof = False
         self._proxy_timer: asyncio.TimerHandle | None = None
+        self._shutdown_requested = False
+        self._between_commands = False
 
     def _create_session(self) -> Session:
         return Session(self._loop or asyncio.get_running_loop())
@@ -376,11 +378,17 @@ class SessionEngine(asyncio.Protocol):
             if self._proxy_buffer is not None and not await self._accept_proxy_header():
                 return
             self._say(R.GREETING, hostname=self.hostname, ident=self.__ident__)
-            while True:
-                event = await self._next_event()
+            while not self._shutdown_requested:
+                self._between_commands = True
+                try:
+                    event = await self._next_event()
+                finally:
+                    self._between_commands = False
                 if event is None:
                     break
                 await self._dispatch(event)
+            else:
+                self._close_with(R.SHUTTING_DOWN)
         except _ConnectionGone:
             pass
         except Exception:
@@ -473,16 +481,41 @@ class SessionEngine(asyncio.Protocol):
         if self._closing or self._lost:
             return
         log.info("%r connection timeout", self.session.peer)
+        self._close_with(R.TIMEOUT, hostname=self.hostname)
+
+    def _close_with(self, reply: R.Reply, **fields: Any) -> None:
+        """Write ``reply`` after whatever is buffered, then close (421 on timeout/stop)."""
         self._flush()
         self._closing = True
         if self._conn is not None:
             self._conn.close()
         transport = self._active_transport
         if transport is not None and not transport.is_closing():
-            line = _reply(R.TIMEOUT, hostname=self.hostname) + "\r\n"
-            transport.write(line.encode("utf-8"))
+            transport.write((_reply(reply, **fields) + "\r\n").encode("utf-8"))
             transport.close()
         self._wake()
+
+    def begin_shutdown(self) -> None:
+        """Graceful stop (DECISIONS "graceful stop"), for servers and controllers.
+
+        A session waiting for its next command is answered ``421 4.3.2 Service shutting
+        down`` and closed at once; one whose DATA is being received or whose hook is
+        running finishes that command first (the client gets its 250 or its error), then
+        gets the 421. Await ``_handler_coroutine`` for the end; call ``shutdown_now()``
+        when a deadline passes.
+        """
+        self._shutdown_requested = True
+        if self._between_commands and not self._closing and not self._lost:
+            self._close_with(R.SHUTTING_DOWN)
+
+    def shutdown_now(self) -> None:
+        """Answer ``421 4.3.2 Service shutting down`` and close, whatever is in progress.
+
+        A message whose DATA had not been answered is not delivered.
+        """
+        self._shutdown_requested = True
+        if not self._closing and not self._lost:
+            self._close_with(R.SHUTTING_DOWN)
 
     async def _dispatch(self, event: Event) -> None:
         if isinstance(event, Command):
