@@ -372,3 +372,18 @@ async def test_plugin_replacing_starttls(
         await asyncio.to_thread(run, port)
     assert len(box.envelopes) == 1
     assert box.sessions[0].ssl is not None
+
+
+@pytest.mark.parametrize(
+    "scenario",
+    [test_smtplib_delivers, test_smtplib_starttls_and_auth, test_plugin_replacing_starttls],
+    ids=lambda f: f.__name__,
+)
+def test_on_uvloop(
+    scenario: Any, certificates: tuple[ssl.SSLContext, ssl.SSLContext, Path]
+) -> None:
+    """STARTTLS through the public loop.start_tls() works on uvloop (DECISIONS row 8)."""
+    uvloop = pytest.importorskip("uvloop")
+    args = () if scenario is test_smtplib_delivers else (certificates,)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(scenario(*args))
