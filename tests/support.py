@@ -7,8 +7,10 @@ missing program is a failure, because ``.ci/run`` is supposed to install it.
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
+from types import ModuleType
 
 import pytest
 
@@ -26,3 +28,14 @@ def require_program(name: str) -> str:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+def require_module(name: str) -> ModuleType:
+    """Import and return ``name``; skip (laptop) or fail (CI) if it is not installed."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        message = f"could not import {name!r} ({exc}); .ci/run installs it"
+        if in_ci():
+            pytest.fail(message)
+        pytest.skip(message)

@@ -23,6 +23,8 @@ from typing import Any
 
 import pytest
 
+from tests.support import require_module
+
 MESSAGE = b"From: a@example.com\r\nTo: b@example.com\r\nSubject: plugin\r\n\r\nhello\r\n"
 
 
@@ -38,7 +40,7 @@ def _unverified_client_context() -> ssl.SSLContext:
 
 @pytest.fixture
 def smtpdfix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
-    module = pytest.importorskip("smtpdfix")
+    module = require_module("smtpdfix")
     from smtpdfix.certs import _generate_certs
 
     cert, _ = _generate_certs(tmp_path, separate_key=False)
@@ -153,7 +155,7 @@ def test_smtpdfix_cram_md5_by_hand(smtpd: Any) -> None:
 
 @pytest.fixture
 def localserver_smtp() -> Any:
-    return pytest.importorskip("pytest_localserver.smtp")
+    return require_module("pytest_localserver.smtp")
 
 
 def test_localserver_port_zero_send_and_stop(localserver_smtp: Any) -> None:
