@@ -87,11 +87,6 @@ def test_smtpdfix_cram_md5_rejects_a_wrong_password(smtpd: Any) -> None:
         assert info.value.smtp_code == 535
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="SMTP.push() buffers its reply until the command handler returns, so the plugin's "
-    "own smtp_STARTTLS never sends 220 before awaiting loop.start_tls() (owner: smtp.py)",
-)
 def test_smtpdfix_starttls_and_login(smtpd: Any) -> None:
     smtpd.config.use_starttls = True
     with smtplib.SMTP(smtpd.hostname, smtpd.port, timeout=5) as client:
