@@ -703,6 +703,8 @@ def test_stop_during_a_session_with_real_smtp() -> None:
     try:
         client.ehlo()
         cont.stop()
+        # Graceful stop (DECISIONS): the idle session was told before the close.
+        assert client.noop() == (421, b"4.3.2 Service shutting down")
         with pytest.raises(smtplib.SMTPServerDisconnected):
             client.noop()
     finally:

@@ -157,6 +157,7 @@ class SessionEngine(asyncio.Protocol):
     _loop: asyncio.AbstractEventLoop | None
     _timeout_duration: float | None
     _proxy_timeout: float | None
+    _connection_limiter: Any
 
     def _init_connection_state(self) -> None:
         self.transport: Any = None
@@ -193,6 +194,8 @@ class SessionEngine(asyncio.Protocol):
         self._proxy_timer: asyncio.TimerHandle | None = None
         self._shutdown_requested = False
         self._between_commands = False
+        #: The client address this connection holds a ConnectionLimiter slot for.
+        self._limiter_key: str | None = None
 
     def _create_session(self) -> Session:
         return Session(self._loop or asyncio.get_running_loop())
@@ -377,6 +380,8 @@ class SessionEngine(asyncio.Protocol):
         try:
             if self._proxy_buffer is not None and not await self._accept_proxy_header():
                 return
+            if not self._admit_connection():
+                return
             self._say(R.GREETING, hostname=self.hostname, ident=self.__ident__)
             while not self._shutdown_requested:
                 self._between_commands = True
@@ -396,8 +401,33 @@ class SessionEngine(asyncio.Protocol):
         finally:
             self._end_connection()
 
+    def _client_address(self) -> str:
+        """The address connection caps count: the PROXY header's source, else the peer's."""
+        proxy = self.session.proxy_data
+        source = getattr(proxy, "src_addr", None)
+        if source is not None:
+            return str(source)
+        peer = self.session.peer
+        return str(peer[0]) if isinstance(peer, tuple) and peer else str(peer)
+
+    def _admit_connection(self) -> bool:
+        """Take a slot of the connection caps, or answer 421 4.7.0 and close."""
+        limiter = self._connection_limiter
+        if limiter is None:
+            return True
+        address = self._client_address()
+        if limiter.acquire(address):
+            self._limiter_key = address
+            return True
+        log.warning("%r refused: too many connections", self.session.peer)
+        self._close_with(R.TOO_MANY_CONNECTIONS)
+        return False
+
     def _end_connection(self) -> None:
         self._closing = True
+        if self._limiter_key is not None:
+            self._connection_limiter.release(self._limiter_key)
+            self._limiter_key = None
         if self._proxy_timer is not None:
             self._proxy_timer.cancel()
         if self._timer is not None:
@@ -505,7 +535,8 @@ class SessionEngine(asyncio.Protocol):
         when a deadline passes.
         """
         self._shutdown_requested = True
-        if self._between_commands and not self._closing and not self._lost:
+        waiting = self._between_commands or self._proxy_buffer is not None
+        if waiting and not self._closing and not self._lost:
             self._close_with(R.SHUTTING_DOWN)
 
     def shutdown_now(self) -> None:

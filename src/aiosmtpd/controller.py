@@ -17,8 +17,13 @@ Invariants:
     cancels the loop's tasks; ``_run`` then closes what is left and closes the loop.
   * A stopped controller can be started again (a closed loop is replaced by a new one), and
     ``__init__`` can be run again on a stopped instance.
-  * Stopping is split into "stop accepting / end sessions" (``cancel_tasks``) and "close
-    the loop" (``_close_loop``) so that a graceful drain can be inserted between the two.
+  * Stopping is graceful (DECISIONS "graceful stop"): ``stop()`` / ``end()`` first run
+    ``_graceful_stop()`` on the loop (close the listener, 421 to idle sessions, let
+    transactions in progress finish for ``shutdown_timeout`` seconds, 421 to the rest),
+    and only then ``cancel_tasks`` (abort what is left) and ``_close_loop``.
+  * ``max_connections`` / ``max_connections_per_address`` become ONE ``ConnectionLimiter``
+    shared by every ``SMTP`` object this controller builds (``connection_limiter`` in
+    ``SMTP_kwargs``).
 
 Must not know: the SMTP protocol. It only builds protocol objects with ``factory()`` and
 closes their transports on shutdown.
@@ -44,6 +49,12 @@ from typing import Any, Literal
 
 from public import public
 
+from aiosmtpd.serving import (
+    DEFAULT_SHUTDOWN_TIMEOUT,
+    ConnectionLimiter,
+    drain_sessions,
+    reserve_port,
+)
 from aiosmtpd.smtp import SMTP
 
 __all__: list[str] = []
@@ -153,9 +164,18 @@ class BaseController(metaclass=ABCMeta):
         *,
         ssl_context: ssl.SSLContext | None = None,
         server_hostname: str | None = None,
+        shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
+        max_connections: int | None = None,
+        max_connections_per_address: int | None = None,
         **SMTP_parameters: Any,
     ) -> None:
         self.handler = handler
+        if shutdown_timeout < 0:
+            raise ValueError("shutdown_timeout must be >= 0")
+        #: Seconds a stop lets a transaction in progress finish before it gets 421.
+        self.shutdown_timeout = float(shutdown_timeout)
+        #: Set once a stop has closed the listener and told every session to finish.
+        self.stopping = threading.Event()
         # Created on first use, so that a controller that is never started leaks no loop.
         self._loop: asyncio.AbstractEventLoop | None = loop
         self.ssl_context = ssl_context
@@ -168,6 +188,10 @@ class BaseController(metaclass=ABCMeta):
         if server_hostname:
             self.SMTP_kwargs["hostname"] = server_hostname
         self.SMTP_kwargs.setdefault("enable_SMTPUTF8", True)
+        if max_connections is not None or max_connections_per_address is not None:
+            self.SMTP_kwargs["connection_limiter"] = ConnectionLimiter(
+                max_connections, max_connections_per_address
+            )
         self.smtpd = None
         self.server = None
         self.server_coro = None
@@ -227,6 +251,19 @@ class BaseController(metaclass=ABCMeta):
         if self.server is not None:
             self.server.close()
         self._abort_connections()
+
+    async def _graceful_stop(self) -> None:
+        """Stop accepting, then end the sessions gracefully (see the module docstring)."""
+        self.stopping.clear()
+        if self.server is not None:
+            self.server.close()
+        await drain_sessions(self._protocols, self.shutdown_timeout, notified=self.stopping.set)
+
+    async def _graceful_stop_then_cancel(self) -> None:
+        try:
+            await self._graceful_stop()
+        finally:
+            self.cancel_tasks()
 
     def cancel_tasks(self, stop_loop: bool = True) -> None:
         """Stop serving, cancel every task of the loop and (by default) stop the loop.
@@ -375,7 +412,7 @@ class BaseThreadedController(BaseController, metaclass=ABCMeta):
         loop = self._loop
         if thread is not None and thread.is_alive() and loop is not None:
             with suppress(RuntimeError):  # the loop closed in the meantime
-                loop.call_soon_threadsafe(self.cancel_tasks)
+                asyncio.run_coroutine_threadsafe(self._graceful_stop_then_cancel(), loop)
         if thread is not None:
             thread.join()
         if loop is not None and not loop.is_closed() and not loop.is_running():
@@ -441,7 +478,8 @@ class BaseUnthreadedController(BaseController, metaclass=ABCMeta):
         return error
 
     async def finalize(self) -> None:
-        """Stop accepting, close this server's connections, and set ``ended``."""
+        """Stop gracefully, close this server's connections, and set ``ended``."""
+        await self._graceful_stop()
         self._stop_serving()
         if self.server is not None:
             with suppress(TimeoutError):
@@ -481,9 +519,28 @@ class InetMixin(BaseController, metaclass=ABCMeta):
         self.port = port
 
     def _create_server(self) -> _ServerCoroutine:
-        return self.loop.create_server(
-            self._factory_invoker, host=self.hostname, port=self.port, ssl=self.ssl_context
-        )
+        return self._create_inet_server()
+
+    async def _create_inet_server(self) -> asyncio.Server:
+        # port=0 on a host with several addresses ("" = every interface, IPv4 and IPv6):
+        # one free port for all of them, held while the server binds it.
+        host = self.hostname or None
+        port, reserved = reserve_port(host, self.port)
+        if len(reserved) == 1:
+            # One address: let the kernel pick as usual.
+            reserved.pop().close()
+            port = 0
+        try:
+            return await self.loop.create_server(
+                self._factory_invoker,
+                host=host,
+                port=port,
+                ssl=self.ssl_context,
+                reuse_port=True if reserved else None,
+            )
+        finally:
+            for sock in reserved:
+                sock.close()
 
     def _server_created(self) -> None:
         if self.port == 0 and self.server is not None and self.server.sockets:

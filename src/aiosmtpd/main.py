@@ -26,6 +26,7 @@ import signal
 import socket
 import ssl
 import sys
+import time
 import weakref
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -37,6 +38,12 @@ from typing import Any
 from public import public
 
 from aiosmtpd import __version__
+from aiosmtpd.serving import (
+    DEFAULT_SHUTDOWN_TIMEOUT,
+    ConnectionLimiter,
+    drain_sessions,
+    reserve_port,
+)
 from aiosmtpd.smtp import DATA_SIZE_DEFAULT, SMTP
 
 
@@ -180,6 +187,33 @@ def _build_parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument(
+        "--shutdown-timeout",
+        metavar="SECONDS",
+        type=float,
+        default=DEFAULT_SHUTDOWN_TIMEOUT,
+        help=(
+            "On SIGTERM/SIGINT, how long a transaction in progress may take to finish "
+            f"before it is told 421. Default {DEFAULT_SHUTDOWN_TIMEOUT:g}."
+        ),
+    )
+    parser.add_argument(
+        "--max-connections",
+        metavar="N",
+        type=int,
+        default=None,
+        help="Refuse connections beyond N at a time (421 4.7.0); per worker. No default cap.",
+    )
+    parser.add_argument(
+        "--max-connections-per-address",
+        metavar="N",
+        type=int,
+        default=None,
+        help=(
+            "Refuse a client address's connections beyond N at a time (421 4.7.0); per "
+            "worker. No default cap."
+        ),
+    )
+    parser.add_argument(
         "classargs",
         metavar="CLASSARGS",
         nargs="*",
@@ -269,6 +303,14 @@ def parseargs(
     namespace = parser.parse_args(args)
     if namespace.workers < 1:
         parser.error(f"Invalid number of workers: {namespace.workers}")
+    if namespace.shutdown_timeout < 0:
+        parser.error(f"Invalid shutdown timeout: {namespace.shutdown_timeout:g}")
+    for flag, value in (
+        ("--max-connections", namespace.max_connections),
+        ("--max-connections-per-address", namespace.max_connections_per_address),
+    ):
+        if value is not None and value < 1:
+            parser.error(f"Invalid {flag}: {value}")
     if namespace.size < 0:
         parser.error(f"Invalid size: {namespace.size} (0 means no limit)")
     namespace.host, namespace.port = _parse_listen(parser, namespace.listen)
@@ -349,15 +391,6 @@ def _install_stop_signals(loop: asyncio.AbstractEventLoop, stop: Callable[[], No
     return installed
 
 
-async def _close_sessions(sessions: weakref.WeakSet[SMTP]) -> None:
-    for session in list(sessions):
-        transport = getattr(session, "transport", None)
-        if transport is not None and not transport.is_closing():
-            transport.close()
-    # Let connection_lost run for the transports just closed.
-    await asyncio.sleep(0)
-
-
 def _reuseport_socket(family: int, address: Any) -> socket.socket:
     """A socket bound to ``address`` in the SO_REUSEPORT group of that address."""
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -380,9 +413,22 @@ async def _listen(
     reuseport_addresses: Sequence[tuple[int, Any]] | None,
 ) -> list[asyncio.Server]:
     if reuseport_addresses is None:
-        server = await loop.create_server(
-            factory, host=namespace.host, port=namespace.port, ssl=namespace.smtps_context
-        )
+        # Port 0 on a host with several addresses: the same free port on all of them.
+        port, reserved = reserve_port(namespace.host, namespace.port)
+        if len(reserved) == 1:
+            reserved.pop().close()
+            port = 0
+        try:
+            server = await loop.create_server(
+                factory,
+                host=namespace.host,
+                port=port,
+                ssl=namespace.smtps_context,
+                reuse_port=True if reserved else None,
+            )
+        finally:
+            for sock in reserved:
+                sock.close()
         return [server]
     servers = []
     for family, address in reuseport_addresses:
@@ -429,6 +475,13 @@ async def serve(
         require_starttls=namespace.requiretls,
         hostname=hostname,
     )
+    if namespace.max_connections is not None or namespace.max_connections_per_address is not None:
+        factory = partial(
+            factory,
+            connection_limiter=ConnectionLimiter(
+                namespace.max_connections, namespace.max_connections_per_address
+            ),
+        )
     sessions: weakref.WeakSet[SMTP] = weakref.WeakSet()
 
     def new_session() -> SMTP:
@@ -462,7 +515,9 @@ async def serve(
             loop.remove_signal_handler(signum)
         for server in servers:
             server.close()
-        await _close_sessions(sessions)
+        await drain_sessions(sessions, namespace.shutdown_timeout)
+        # Let connection_lost run for the transports just closed.
+        await asyncio.sleep(0)
         for server in servers:
             await server.wait_closed()
 
@@ -524,34 +579,58 @@ def _ready(ready_fd: int, _bound: object) -> None:
     os.close(ready_fd)
 
 
+#: A worker that dies is replaced; more than this many deaths within
+#: ``_RESTART_WINDOW`` seconds means something is wrong with every worker: give up.
+_MAX_RESTARTS = 10
+_RESTART_WINDOW = 60.0
+
+
+def _fork_worker(
+    namespace: argparse.Namespace,
+    reserved: Sequence[socket.socket],
+    addresses: Sequence[tuple[int, Any]],
+    ready_write: int | None,
+    ready_read: int | None,
+) -> int:
+    """Fork one serving process (stop signals must be blocked); the parent gets its pid."""
+    pid = os.fork()
+    if pid != 0:
+        return pid
+    # The child (tested through a subprocess): serve, never return into the parent code.
+    if ready_read is not None:
+        os.close(ready_read)
+    for sock in reserved:
+        sock.close()
+    code = 1
+    try:
+        started = partial(_ready, ready_write) if ready_write is not None else None
+        code = _run_one(namespace, addresses, started=started)
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
 def _run_workers(namespace: argparse.Namespace) -> int:
-    """Fork ``namespace.workers`` serving processes; forward stop signals; reap them."""
+    """Fork ``namespace.workers`` serving processes, replace any that dies, forward stop
+    signals (each worker then stops gracefully) and reap them."""
     if namespace.setuid:
         _check_can_drop_privileges()
     reserved = _reserve_addresses(namespace.host, namespace.port)
     addresses = [(sock.family, sock.getsockname()) for sock in reserved]
     children: set[int] = set()
+    stopping = False
     # Each worker writes one byte here once it listens; the parent announces the address
     # only when all of them do, so a client never meets a refused connection.
     ready_read, ready_write = os.pipe()
     signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
     try:
         for _ in range(namespace.workers):
-            pid = os.fork()
-            if pid == 0:  # pragma: no cover - runs in the child; tested through a subprocess
-                os.close(ready_read)
-                for sock in reserved:
-                    sock.close()
-                code = 1
-                try:
-                    code = _run_one(namespace, addresses, started=partial(_ready, ready_write))
-                finally:
-                    sys.stdout.flush()
-                    sys.stderr.flush()
-                    os._exit(code)
-            children.add(pid)
+            children.add(_fork_worker(namespace, reserved, addresses, ready_write, ready_read))
 
         def forward(signum: int, _frame: object) -> None:
+            nonlocal stopping
+            stopping = True
             for child in children:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(child, signal.SIGTERM)
@@ -563,15 +642,42 @@ def _run_workers(namespace: argparse.Namespace) -> int:
     os.close(ready_write)
     with os.fdopen(ready_read, "rb") as ready:
         # EOF before every byte arrived means a worker died before listening.
-        if len(ready.read(namespace.workers)) == namespace.workers:
-            _announce([address for _family, address in addresses])
-    status = 0
+        all_ready = len(ready.read(namespace.workers)) == namespace.workers
+    if all_ready:
+        _announce([address for _family, address in addresses])
+    else:
+        forward(signal.SIGTERM, None)
+    status = 0 if all_ready else 1
+    deaths: list[float] = []
     try:
         while children:
             pid, wait_status = os.wait()
+            if pid not in children:
+                continue
             children.discard(pid)
-            if os.waitstatus_to_exitcode(wait_status) != 0:
+            code = os.waitstatus_to_exitcode(wait_status)
+            if stopping:
+                if code != 0:
+                    status = 1
+                continue
+            now = time.monotonic()
+            deaths = [when for when in deaths if now - when < _RESTART_WINDOW] + [now]
+            if len(deaths) > _MAX_RESTARTS:
+                print(f"{PROGRAM}: workers keep dying; stopping", file=sys.stderr, flush=True)
                 status = 1
+                forward(signal.SIGTERM, None)
+                continue
+            signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+            try:
+                replacement = _fork_worker(namespace, reserved, addresses, None, None)
+                children.add(replacement)
+            finally:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
+            print(
+                f"{PROGRAM}: worker {pid} exited ({code}); started worker {replacement}",
+                file=sys.stderr,
+                flush=True,
+            )
     finally:
         for signum in _STOP_SIGNALS:
             signal.signal(

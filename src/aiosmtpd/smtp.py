@@ -61,6 +61,7 @@ from .auth import (
     exclude_mechanisms,
     mechanism_table,
 )
+from .serving import ConnectionLimiter
 
 __all__ = [
     "ALLOWED_BEFORE_STARTTLS",
@@ -146,6 +147,7 @@ class SMTP(BuiltinMechanisms, SessionEngine):
         authenticator: Any = None,
         proxy_protocol_timeout: float | None = None,
         loop: asyncio.AbstractEventLoop | None = None,
+        connection_limiter: ConnectionLimiter | None = None,
     ) -> None:
         self.__ident__ = ident or __ident__
         self._loop = loop
@@ -185,6 +187,7 @@ class SMTP(BuiltinMechanisms, SessionEngine):
             if proxy_protocol_timeout < 3.0:
                 log.warning("proxy_protocol_timeout < 3.0")
         self._proxy_timeout = proxy_protocol_timeout
+        self._connection_limiter = connection_limiter
 
         self._handle_hooks = _hooks.bind_hooks(handler)
         self._ehlo_hook_arity = 5

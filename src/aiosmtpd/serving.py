@@ -1,0 +1,164 @@
+"""Server-wide serving policy: connection caps, graceful drain, one port on many addresses.
+
+Owns: ``ConnectionLimiter`` (the connection counts one listener shares between all its
+sessions: a total and one per client address), ``drain_sessions()`` (the graceful stop of
+DECISIONS "graceful stop" applied to every session of a server, with a deadline), and
+``reserve_port()`` (binding ``port=0`` to the SAME free port on every address of a host,
+so a dual-stack listener has one port number).
+
+Invariants: a limiter counts only admitted connections and each admitted connection
+releases its slot exactly once; it is used from one event loop (one per process: with
+``--workers`` each worker counts its own connections). ``drain_sessions`` never returns
+while a session it was given can still deliver a message: sessions still busy at the
+deadline are told 421 and their tasks are cancelled and awaited.
+
+Must not know: SMTP commands. It only calls the protocol's ``begin_shutdown()`` /
+``shutdown_now()`` and awaits its session task (``_handler_coroutine``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from public import public
+
+#: Seconds a graceful stop lets a transaction in progress finish (controllers and CLI).
+DEFAULT_SHUTDOWN_TIMEOUT: float = 30.0
+
+
+def _check_cap(name: str, value: int | None) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer or None, not {value!r}")
+    return value
+
+
+@public
+class ConnectionLimiter:
+    """Caps on the connections of one server: in total and per client address.
+
+    Create one per listening server and give it to every ``SMTP`` object the server builds
+    (``SMTP(..., connection_limiter=limiter)``; the controllers and the CLI do this for
+    ``max_connections`` / ``max_connections_per_address``). The client address is the one
+    a PROXY header names when there is one. ``None`` means no cap.
+    """
+
+    def __init__(
+        self, max_connections: int | None = None, max_connections_per_address: int | None = None
+    ) -> None:
+        self.max_connections = _check_cap("max_connections", max_connections)
+        self.max_connections_per_address = _check_cap(
+            "max_connections_per_address", max_connections_per_address
+        )
+        self._total = 0
+        self._per_address: dict[str, int] = {}
+
+    @property
+    def total(self) -> int:
+        """Connections admitted and not yet released."""
+        return self._total
+
+    def count(self, address: str) -> int:
+        """Admitted connections from ``address``."""
+        return self._per_address.get(address, 0)
+
+    def acquire(self, address: str) -> bool:
+        """Admit one connection from ``address``; ``False`` (nothing counted) if over a cap."""
+        if self.max_connections is not None and self._total >= self.max_connections:
+            return False
+        current = self._per_address.get(address, 0)
+        if (
+            self.max_connections_per_address is not None
+            and current >= self.max_connections_per_address
+        ):
+            return False
+        self._total += 1
+        self._per_address[address] = current + 1
+        return True
+
+    def release(self, address: str) -> None:
+        """Forget one admitted connection from ``address``."""
+        current = self._per_address.get(address, 0)
+        if current <= 0:
+            raise RuntimeError(f"release() without acquire() for {address!r}")
+        if current == 1:
+            del self._per_address[address]
+        else:
+            self._per_address[address] = current - 1
+        self._total -= 1
+
+
+def _session_task(protocol: Any) -> asyncio.Future[Any] | None:
+    task = getattr(protocol, "_handler_coroutine", None)
+    if isinstance(task, asyncio.Future) and not task.done():
+        return task
+    return None
+
+
+async def drain_sessions(
+    protocols: Iterable[Any],
+    timeout: float,
+    *,
+    notified: Callable[[], object] | None = None,
+) -> None:
+    """Gracefully end ``protocols`` (DECISIONS "graceful stop"); the listener is closed first.
+
+    Idle sessions get ``421 4.3.2`` at once (``begin_shutdown``); a transaction whose DATA
+    is being received or whose hook runs may finish for ``timeout`` seconds; then the rest
+    get the 421 (``shutdown_now``) and their tasks are cancelled and awaited. ``notified``
+    is called once every session has been told to stop.
+    """
+    sessions = list(protocols)
+    for protocol in sessions:
+        begin = getattr(protocol, "begin_shutdown", None)
+        if callable(begin):
+            begin()
+    if notified is not None:
+        notified()
+    tasks = {task: protocol for protocol in sessions if (task := _session_task(protocol))}
+    if not tasks:
+        return
+    _done, pending = await asyncio.wait(tasks, timeout=max(timeout, 0.0))
+    for task in pending:
+        now = getattr(tasks[task], "shutdown_now", None)
+        if callable(now):
+            now()
+        task.cancel()
+    if pending:
+        await asyncio.gather(*pending, return_exceptions=True)
+
+
+def reserve_port(host: str | None, port: int) -> tuple[int, list[socket.socket]]:
+    """Pick one port free on every address of ``host`` (``port=0``) and hold it.
+
+    Returns the port and SO_REUSEPORT sockets bound (not listening) to it, one per
+    address: a listener created with ``reuse_port=True`` on that port can then bind every
+    address without a race; close the sockets once it listens. A port other than 0 is
+    returned as is, with no socket.
+    """
+    if port != 0:
+        return port, []
+    infos = socket.getaddrinfo(host, 0, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    reserved: list[socket.socket] = []
+    chosen = 0
+    try:
+        for family, _type, _proto, _canon, address in dict.fromkeys(
+            (info[0], info[1], info[2], info[3], info[4]) for info in infos
+        ):
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            reserved.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind((address[0], chosen, *address[2:]))
+            chosen = sock.getsockname()[1]
+    except BaseException:
+        for sock in reserved:
+            sock.close()
+        raise
+    return chosen, reserved
