@@ -511,15 +511,19 @@ async def serve(
         await stop_event.wait()
         log.info("Server stopping")
     finally:
-        for signum in installed:
-            loop.remove_signal_handler(signum)
         for server in servers:
             server.close()
-        await drain_sessions(sessions, namespace.shutdown_timeout)
-        # Let connection_lost run for the transports just closed.
-        await asyncio.sleep(0)
-        for server in servers:
-            await server.wait_closed()
+        try:
+            # The stop signals stay handled (ignored: stop_event is set) while draining,
+            # so a second SIGTERM cannot kill a message half-way.
+            await drain_sessions(sessions, namespace.shutdown_timeout)
+            # Let connection_lost run for the transports just closed.
+            await asyncio.sleep(0)
+            for server in servers:
+                await server.wait_closed()
+        finally:
+            for signum in installed:
+                loop.remove_signal_handler(signum)
 
 
 def _loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
