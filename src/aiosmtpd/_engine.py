@@ -458,9 +458,11 @@ class SessionEngine(asyncio.Protocol):
         early, self._tls_early_input = self._tls_early_input, []
         for data in early:
             self._conn.receive_data(data)
-        peer = self.session.peer
+        peer, proxy_data = self.session.peer, self.session.proxy_data
         self.session = self._create_session()
         self.session.peer = peer
+        # The PROXY header describes the connection, which STARTTLS keeps.
+        self.session.proxy_data = proxy_data
         self.session.ssl = ssl_info(transport)
         self._set_rset_state()
         hook = self._handle_hooks.get("STARTTLS")
