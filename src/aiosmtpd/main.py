@@ -42,6 +42,7 @@ from aiosmtpd.serving import (
     DEFAULT_SHUTDOWN_TIMEOUT,
     ConnectionLimiter,
     drain_sessions,
+    loopback_hosts,
     reserve_port,
 )
 from aiosmtpd.smtp import DATA_SIZE_DEFAULT, SMTP
@@ -414,14 +415,15 @@ async def _listen(
 ) -> list[asyncio.Server]:
     if reuseport_addresses is None:
         # Port 0 on a host with several addresses: the same free port on all of them.
-        port, reserved = reserve_port(namespace.host, namespace.port)
+        hosts = loopback_hosts(namespace.host)
+        port, reserved = reserve_port(hosts, namespace.port)
         if len(reserved) == 1:
             reserved.pop().close()
             port = 0
         try:
             server = await loop.create_server(
                 factory,
-                host=namespace.host,
+                host=hosts,
                 port=port,
                 ssl=namespace.smtps_context,
                 reuse_port=True if reserved else None,
@@ -555,8 +557,15 @@ def _reserve_addresses(host: str, port: int) -> list[socket.socket]:
 
     They fix the port (when 0 was asked for) that every worker then binds too.
     """
+    hosts = loopback_hosts(host)
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        infos = [
+            info
+            for name in ([hosts] if isinstance(hosts, str) else hosts)
+            for info in socket.getaddrinfo(
+                name, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+            )
+        ]
     except OSError as exc:
         raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
     reserved: list[socket.socket] = []

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from public import public
@@ -132,7 +132,23 @@ async def drain_sessions(
         await asyncio.gather(*pending, return_exceptions=True)
 
 
-def reserve_port(host: str | None, port: int) -> tuple[int, list[socket.socket]]:
+def loopback_hosts(host: str) -> str | list[str]:
+    """``localhost`` as every loopback address this machine has (IPv4 and, if usable, IPv6).
+
+    The CLI's default host (and ``-l :PORT``) is ``localhost``; resolvers often map it to
+    127.0.0.1 only, which would leave IPv6 clients of the same machine out.
+    """
+    if host != "localhost" or not socket.has_ipv6:
+        return host
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return host
+    return ["127.0.0.1", "::1"]
+
+
+def reserve_port(host: str | Sequence[str] | None, port: int) -> tuple[int, list[socket.socket]]:
     """Pick one port free on every address of ``host`` (``port=0``) and hold it.
 
     Returns the port and SO_REUSEPORT sockets bound (not listening) to it, one per
@@ -142,7 +158,12 @@ def reserve_port(host: str | None, port: int) -> tuple[int, list[socket.socket]]
     """
     if port != 0:
         return port, []
-    infos = socket.getaddrinfo(host, 0, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    hosts = [host] if host is None or isinstance(host, str) else list(host)
+    infos = [
+        info
+        for name in hosts
+        for info in socket.getaddrinfo(name, 0, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    ]
     reserved: list[socket.socket] = []
     chosen = 0
     try:
