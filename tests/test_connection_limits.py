@@ -100,7 +100,9 @@ def test_per_address_cap_counts_the_proxy_address() -> None:
         with ExitStack() as stack:
             _open(stack, controller.port, 1, header=header("192.0.2.1"))
             _open(stack, controller.port, 1, header=header("192.0.2.2"))
-            again = stack.enter_context(LineClient(HOST, controller.port, header=header("192.0.2.1")))
+            again = stack.enter_context(
+                LineClient(HOST, controller.port, header=header("192.0.2.1"))
+            )
             assert _refused(again)
     finally:
         controller.stop()

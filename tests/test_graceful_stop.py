@@ -183,9 +183,7 @@ def test_unthreaded_controller_end_is_graceful() -> None:
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_cli_signal_lets_the_message_in_flight_finish(signum: int) -> None:
-    argv = _python(
-        "-m", "aiosmtpd", "-n", "-d", "-c", "aiosmtpd.handlers.Sink", "-l", f"{HOST}:0"
-    )
+    argv = _python("-m", "aiosmtpd", "-n", "-d", "-c", "aiosmtpd.handlers.Sink", "-l", f"{HOST}:0")
     message = message_of(2 * 1024 * 1024)
     with running(argv) as server:
         port = server.wait_listening()
