@@ -3,7 +3,8 @@
 The config is ``examples/haproxy.cfg`` with its placeholders filled in; HAProxy inherits
 an already listening socket (``bind fd@N``), so there is no port race. Mail sent with
 smtplib through it arrives, and ``session.proxy_data`` names the smtplib client's own
-socket address, over plain SMTP and STARTTLS (the PROXY data survives the TLS upgrade).
+socket address, over plain SMTP, STARTTLS (the PROXY data survives the upgrade) and
+implicit TLS (the PROXY header in the clear, then the TLS handshake).
 """
 
 from __future__ import annotations
@@ -30,13 +31,13 @@ HOST = "127.0.0.1"
 
 class ProxyRecorder:
     def __init__(self) -> None:
-        self.deliveries: list[tuple[Any, bytes]] = []
+        self.deliveries: list[tuple[Any, Any, bytes]] = []
 
     async def handle_PROXY(self, server: Any, session: Any, envelope: Any, proxy: Any) -> bool:
         return True
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.deliveries.append((session.proxy_data, envelope.content))
+        self.deliveries.append((session.proxy_data, session.ssl, envelope.content))
         return "250 OK"
 
 
@@ -91,7 +92,7 @@ MESSAGE = b"Subject: through haproxy\r\n\r\nHello\r\n"
 
 @pytest.mark.wire
 @pytest.mark.parametrize(("proxy", "version"), [("send-proxy", 1), ("send-proxy-v2", 2)])
-@pytest.mark.parametrize("tls", ["plain", "starttls"])
+@pytest.mark.parametrize("tls", ["plain", "starttls", "implicit"])
 def test_mail_through_haproxy_names_the_real_client(
     haproxy: Callable[[int, str], int],
     contexts: tuple[ssl.SSLContext, ssl.SSLContext],
@@ -104,18 +105,23 @@ def test_mail_through_haproxy_names_the_real_client(
     kwargs: dict[str, Any] = {}
     if tls == "starttls":
         kwargs["tls_context"] = server_context
+    if tls == "implicit":
+        kwargs["ssl_context"] = server_context
     controller = Controller(handler, hostname=HOST, port=0, proxy_protocol_timeout=5, **kwargs)
     controller.start()
     try:
         front = haproxy(controller.port, proxy)
-        with smtplib.SMTP(HOST, front, timeout=15) as client:
+        client_class = smtplib.SMTP_SSL if tls == "implicit" else smtplib.SMTP
+        extra = {"context": client_context} if tls == "implicit" else {}
+        with client_class(HOST, front, timeout=15, **extra) as client:
             client_address = client.sock.getsockname()[:2]
             if tls == "starttls":
                 client.starttls(context=client_context)
             client.sendmail("a@client.test", ["b@server.test"], MESSAGE)
     finally:
         controller.stop()
-    [(proxy_data, content)] = handler.deliveries
+    [(proxy_data, ssl_info, content)] = handler.deliveries
+    assert (ssl_info is not None) == (tls != "plain")
     assert content == MESSAGE
     assert proxy_data.valid
     assert proxy_data.version == version

@@ -41,7 +41,7 @@ from ._core.events import (
     Rejected,
 )
 from ._flow import IdleTimer, WriteGate
-from ._tls import ssl_info
+from ._tls import TLSSetupException, ssl_info, upgrade
 from .proxy_protocol import parse_proxy_header
 
 log = logging.getLogger("mail.log")
@@ -158,6 +158,7 @@ class SessionEngine(asyncio.Protocol):
     _timeout_duration: float | None
     _proxy_timeout: float | None
     _connection_limiter: Any
+    _tls_after_proxy: Any
 
     def _init_connection_state(self) -> None:
         self.transport: Any = None
@@ -485,6 +486,8 @@ class SessionEngine(asyncio.Protocol):
             await self._wait_for_input()
         if self._proxy_timer is not None:
             self._proxy_timer.cancel()
+        if self._tls_after_proxy is not None:
+            return await self._accept_proxy_then_tls(result.proxy_data, result.consumed)
         rest = bytes(self._proxy_buffer[result.consumed :])
         self._proxy_buffer = None
         if not result.proxy_data.valid:
@@ -496,6 +499,37 @@ class SessionEngine(asyncio.Protocol):
             self._conn.receive_data(b"")
         status = await self._call_handler_hook("PROXY", result.proxy_data)
         return status is not MISSING and bool(status)
+
+    async def _accept_proxy_then_tls(self, proxy_data: Any, consumed: int) -> bool:
+        """Implicit TLS behind a PROXY header: the header is in the clear, then the handshake.
+
+        Bytes after the header stay buffered (they belong to the handshake) until
+        ``loop.start_tls`` takes the transport over, in the same step as they are taken.
+        """
+        assert self._proxy_buffer is not None
+        assert self._tls_after_proxy is not None
+        del self._proxy_buffer[:consumed]
+        if not proxy_data.valid:
+            return False
+        self.session.proxy_data = proxy_data
+        status = await self._call_handler_hook("PROXY", proxy_data)
+        if status is MISSING or not status or self._proxy_eof or self._lost or self._closing:
+            return False
+        early = bytes(self._proxy_buffer)
+        self._proxy_buffer = None
+        transport = self.transport
+        try:
+            new = await upgrade(transport, self, self._tls_after_proxy, early=early)
+        except TLSSetupException as error:
+            log.info("%r TLS handshake after PROXY header failed: %s", self.session.peer, error)
+            return False
+        self._original_transport = transport
+        self.transport = new
+        self._reader._transport = new
+        self._writer._transport = new
+        self._implicit_tls = True
+        self.session.ssl = ssl_info(new)
+        return True
 
     def _on_proxy_timeout(self) -> None:
         if self._proxy_buffer is None:

@@ -525,6 +525,12 @@ class InetMixin(BaseController, metaclass=ABCMeta):
         # port=0 on a host with several addresses ("" = every interface, IPv4 and IPv6):
         # one free port for all of them, held while the server binds it.
         host = self.hostname or None
+        ssl_context = self.ssl_context
+        if ssl_context is not None and self.SMTP_kwargs.get("proxy_protocol_timeout"):
+            # HAProxy sends the PROXY header in the clear, before the TLS handshake: the
+            # session reads it, then starts TLS itself.
+            self.SMTP_kwargs["proxy_tls_context"] = ssl_context
+            ssl_context = None
         port, reserved = reserve_port(host, self.port)
         if len(reserved) == 1:
             # One address: let the kernel pick as usual.
@@ -535,7 +541,7 @@ class InetMixin(BaseController, metaclass=ABCMeta):
                 self._factory_invoker,
                 host=host,
                 port=port,
-                ssl=self.ssl_context,
+                ssl=ssl_context,
                 reuse_port=True if reserved else None,
             )
         finally:

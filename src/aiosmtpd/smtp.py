@@ -148,6 +148,7 @@ class SMTP(BuiltinMechanisms, SessionEngine):
         proxy_protocol_timeout: float | None = None,
         loop: asyncio.AbstractEventLoop | None = None,
         connection_limiter: ConnectionLimiter | None = None,
+        proxy_tls_context: ssl.SSLContext | None = None,
     ) -> None:
         self.__ident__ = ident or __ident__
         self._loop = loop
@@ -188,6 +189,10 @@ class SMTP(BuiltinMechanisms, SessionEngine):
                 log.warning("proxy_protocol_timeout < 3.0")
         self._proxy_timeout = proxy_protocol_timeout
         self._connection_limiter = connection_limiter
+        if proxy_tls_context is not None and proxy_protocol_timeout is None:
+            raise ValueError("proxy_tls_context needs proxy_protocol_timeout")
+        #: Implicit TLS that starts after the PROXY header (a listener without ssl=).
+        self._tls_after_proxy = proxy_tls_context
 
         self._handle_hooks = _hooks.bind_hooks(handler)
         self._ehlo_hook_arity = 5
