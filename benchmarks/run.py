@@ -61,7 +61,9 @@ DEFAULT_SERVERS = (
     "aiosmtpd-1.4.6-uvloop",
     "smtp-sink",
 )
-KNOWN_SERVERS = (*DEFAULT_SERVERS, "bare-asyncio")
+#: ``aiosmtpd-2-workers2``: ``--workers 2`` (one SO_REUSEPORT port); compare its "small"
+#: throughput with aiosmtpd-2's in the same run. Its CPU figures cover the parent only.
+KNOWN_SERVERS = (*DEFAULT_SERVERS, "bare-asyncio", "aiosmtpd-2-workers2")
 
 
 def log(message: str) -> None:
@@ -164,6 +166,17 @@ def build_specs(
                     uvloop=None,
                     size_limit=size_limit,
                     description="this project, asyncio loop",
+                )
+            )
+        elif name == "aiosmtpd-2-workers2":
+            specs.append(
+                aiosmtpd_spec(
+                    name,
+                    project,
+                    uvloop=None,
+                    size_limit=size_limit,
+                    description="this project, --workers 2",
+                    extra=("--workers", "2"),
                 )
             )
         elif name == "aiosmtpd-2-uvloop":

@@ -262,14 +262,20 @@ def _succeeds(argv: list[str]) -> bool:
 
 
 def aiosmtpd_spec(
-    name: str, python: Path, *, uvloop: str | None, size_limit: int, description: str
+    name: str,
+    python: Path,
+    *,
+    uvloop: str | None,
+    size_limit: int,
+    description: str,
+    extra: tuple[str, ...] = (),
 ) -> ServerSpec:
     """``python -m aiosmtpd`` with the Sink handler; ``uvloop`` is "cli", "policy" or None.
 
     ``size_limit`` is passed as ``-s`` because the two CLIs differ in their default (1.4.6:
     unlimited; aiosmtpd 2: 32 MiB, as 1.4's help text promised), and the big messages must fit.
     """
-    server_args = ("-n", "-l", "{hostport}", "-s", str(size_limit), "-c", SINK_HANDLER)
+    server_args = ("-n", "-l", "{hostport}", "-s", str(size_limit), "-c", SINK_HANDLER, *extra)
     if uvloop == "policy":
         return ServerSpec(name, (str(python), "-c", UVLOOP_LAUNCHER, *server_args), description)
     loop_args = ("--loop", "uvloop") if uvloop == "cli" else ()
