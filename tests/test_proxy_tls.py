@@ -129,3 +129,30 @@ def test_proxy_tls_context_needs_proxy_protocol() -> None:
 
     with pytest.raises(ValueError, match="proxy_protocol_timeout"):
         SMTP(Recorder(), proxy_tls_context=ssl.create_default_context(ssl.Purpose.CLIENT_AUTH))
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"PROXY TCP4 nonsense\r\n", "PROXYv1 malformed"),
+        (b"\r\n\r\n\x00\r\nQUIT\n\x21\x11\x00\x05abcde", "PROXYv2 truncated address"),
+        (b"GET / HTTP/1.0\r\n\r\n", "PROXY unrecognized signature"),
+        (b"PROXY TCP4 192.0.2.1", "connection closed before the header was complete"),
+    ],
+)
+def test_every_malformed_header_closes_with_the_reason_logged(
+    data: bytes, reason: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    controller = Controller(Recorder(), hostname=HOST, port=0, proxy_protocol_timeout=5)
+    controller.start()
+    try:
+        with caplog.at_level(logging.INFO, logger="mail.debug"):
+            with socket.create_connection((HOST, controller.port), timeout=10) as sock:
+                sock.sendall(data)
+                sock.shutdown(socket.SHUT_WR)
+                assert sock.recv(100) == b""
+    finally:
+        controller.stop()
+    assert [r.getMessage() for r in caplog.records if r.name == "mail.debug"] == [
+        f"PROXY error: {reason}"
+    ]

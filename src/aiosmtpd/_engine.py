@@ -482,6 +482,10 @@ class SessionEngine(asyncio.Protocol):
             if result is not None:
                 break
             if self._proxy_eof or self._lost or self._closing:
+                if not self._closing:
+                    logging.getLogger("mail.debug").warning(
+                        "PROXY error: connection closed before the header was complete"
+                    )
                 return False
             await self._wait_for_input()
         if self._proxy_timer is not None:
