@@ -62,7 +62,7 @@ DEFAULT_SERVERS = (
     "smtp-sink",
 )
 #: ``aiosmtpd-2-workers2``: ``--workers 2`` (one SO_REUSEPORT port); compare its "small"
-#: throughput with aiosmtpd-2's in the same run. Its CPU figures cover the parent only.
+#: throughput with aiosmtpd-2's in the same run (CPU and memory are summed over its processes).
 KNOWN_SERVERS = (*DEFAULT_SERVERS, "bare-asyncio", "aiosmtpd-2-workers2")
 
 
