@@ -6,7 +6,9 @@ buffering (replies go out with ONE ``transport.write`` per pipelined group: the 
 flushed when the core needs more input, before closing and before STARTTLS), the idle
 timer, back-pressure in both directions, the verb gates that apply to every command
 (require_starttls, unknown-command limit, ``command_call_limit``), hook invocation and
-``handle_exception``. Also the small 1.4 value types ``Session``, ``Envelope``,
+``handle_exception``; the PROXY header (and implicit TLS started after it), admission
+against the server's ``ConnectionLimiter`` (421 4.7.0) and the graceful-stop entry points.
+Also the small 1.4 value types ``Session``, ``Envelope``,
 ``MISSING``, ``@syntax`` and ``sanitize`` (re-exported by ``aiosmtpd.smtp``).
 
 Invariants: ``next_event()`` is called only after the previous command finished; bytes

@@ -254,7 +254,6 @@ class BaseController(metaclass=ABCMeta):
 
     async def _graceful_stop(self) -> None:
         """Stop accepting, then end the sessions gracefully (see the module docstring)."""
-        self.stopping.clear()
         if self.server is not None:
             self.server.close()
         await drain_sessions(self._protocols, self.shutdown_timeout, notified=self.stopping.set)
@@ -376,6 +375,7 @@ class BaseThreadedController(BaseController, metaclass=ABCMeta):
             self.loop = asyncio.new_event_loop()
         self._factory_invoked = threading.Event()
         self._thread_exception = None
+        self.stopping.clear()
         ready_event = threading.Event()
         self._thread = threading.Thread(
             target=self._thread_main,
@@ -462,6 +462,7 @@ class BaseUnthreadedController(BaseController, metaclass=ABCMeta):
         """
         asyncio.set_event_loop(self.loop)
         self.ended.clear()
+        self.stopping.clear()
         self._thread_exception = None
         self.server_coro = self._create_server()
         self.server = self.loop.run_until_complete(self.server_coro)

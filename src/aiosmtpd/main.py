@@ -2,9 +2,10 @@
 
 Owns: the argument parser (aiosmtpd 1.4's flags, defaults and error messages, plus
 ``--loop`` and ``--workers``), building the handler from ``-c CLASS`` with ``from_cli``,
-binding the listener, dropping privileges, running the server until SIGINT or SIGTERM, and
-the ``--workers`` process tree (workers share one SO_REUSEPORT address; the parent only
-binds, announces, forwards stop signals and reaps).
+binding the listener, dropping privileges, running the server until SIGINT or SIGTERM then
+stopping gracefully (``--shutdown-timeout``), connection caps, and the ``--workers``
+process tree (workers share one SO_REUSEPORT address; the parent only binds, announces,
+forwards stop signals, reaps, and replaces a worker that dies).
 Invariants: every user mistake ends in ``parser.error`` (exit 2) or a one-line message and
 exit 1, never a traceback; the listener is bound *before* privileges are dropped, so
 ``-l :25`` works when started as root; the server hostname is computed once per process;
