@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import io
 import logging
 import re
 from collections.abc import Callable
@@ -605,17 +606,30 @@ class SessionEngine(asyncio.Protocol):
 
     async def _read_message(self) -> EndOfData | tuple[bytes, EndOfData]:
         """Collect DATA content; the EndOfData alone if it carries an error."""
-        chunks: list[bytes] = []
+        # The first chunk is kept as is (most messages are one chunk: no copy at all);
+        # later ones are appended to a BytesIO whose getvalue() hands its own buffer out
+        # (trimmed in place) instead of copying it, so a big message exists once, not
+        # twice as with a list of chunks and join().
+        first: bytes | None = None
+        rest: io.BytesIO | None = None
         while True:
             event = await self._next_event()
             if isinstance(event, DataChunk):
-                chunks.append(event.data)
+                if first is None:
+                    first = event.data
+                else:
+                    if rest is None:
+                        rest = io.BytesIO()
+                        rest.write(first)
+                        first = b""
+                    rest.write(event.data)
+                del event
             elif isinstance(event, EndOfData):
                 if event.error is not None:
                     return event
-                # One copy at most: join() returns the lone chunk itself.
-                content = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-                return content, event
+                if rest is not None:
+                    return rest.getvalue(), event
+                return (first if first is not None else b""), event
             elif event is None or isinstance(event, ConnectionClosed):
                 raise _ConnectionGone
             else:
