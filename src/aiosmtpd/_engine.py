@@ -142,6 +142,41 @@ def _reply(reply: R.Reply, **fields: Any) -> str:
 class SessionEngine(asyncio.Protocol):
     """Connection plumbing shared by ``SMTP`` and ``LMTP``; see the module docstring."""
 
+    # The per-connection state lives in slots: one protocol object exists per connection,
+    # and a plain instance dict holding this many attributes loses CPython's compact
+    # shared-key layout (~1.5 kB per idle connection). Subclasses (``SMTP`` and user
+    # subclasses) still have a ``__dict__`` for their own attributes.
+    __slots__ = (
+        "_between_commands",
+        "_bogus",
+        "_call_counts",
+        "_closing",
+        "_conn",
+        "_final_replies",
+        "_handler_coroutine",
+        "_implicit_tls",
+        "_input_waiter",
+        "_lost",
+        "_original_transport",
+        "_out",
+        "_out_size",
+        "_proxy_buffer",
+        "_proxy_eof",
+        "_proxy_timer",
+        "_reader",
+        "_reading_paused",
+        "_shutdown_requested",
+        "_timer",
+        "_tls_early_input",
+        "_tls_handshake_okay",
+        "_tls_protocol",
+        "_writer",
+        "_writes",
+        "envelope",
+        "session",
+        "transport",
+    )
+
     # Set by SMTP.__init__ (declared here for the engine's benefit).
     hostname: str
     __ident__: str
