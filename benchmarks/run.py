@@ -207,6 +207,7 @@ def build_specs(
                     size_limit=size_limit,
                     description="aiosmtpd 1.4.6 from PyPI, "
                     + ("uvloop" if on_uvloop else "asyncio"),
+                    isolated=True,
                 )
             )
         elif name == "smtp-sink":

@@ -225,7 +225,9 @@ def ensure_reference_venv(venv: Path = REFERENCE_VENV, log: Path | None = None) 
     """Create ``venv`` with aiosmtpd 1.4.6 and uvloop from PyPI unless it already has them."""
     python = reference_python(venv)
     probe = f"import aiosmtpd, uvloop; assert aiosmtpd.__version__ == {REFERENCE_VERSION!r}"
-    if python.exists() and _succeeds([str(python), "-c", probe]):
+    # -E: a PYTHONPATH pointing at this checkout's src/ (how the project server is run
+    # from a worktree) must not shadow the reference venv's aiosmtpd 1.4.6.
+    if python.exists() and _succeeds([str(python), "-E", "-c", probe]):
         return python
     print(f"creating {venv} with aiosmtpd=={REFERENCE_VERSION} and uvloop (once)", flush=True)
     steps = [
@@ -249,7 +251,7 @@ def ensure_reference_venv(venv: Path = REFERENCE_VENV, log: Path | None = None) 
             raise ServerError(
                 f"{' '.join(step)} failed: {completed.stderr.decode(errors='replace')[-500:]}"
             )
-    if not _succeeds([str(python), "-c", probe]):
+    if not _succeeds([str(python), "-E", "-c", probe]):
         raise ServerError(f"{venv} lacks aiosmtpd {REFERENCE_VERSION} or uvloop after install")
     return python
 
@@ -269,17 +271,22 @@ def aiosmtpd_spec(
     size_limit: int,
     description: str,
     extra: tuple[str, ...] = (),
+    isolated: bool = False,
 ) -> ServerSpec:
     """``python -m aiosmtpd`` with the Sink handler; ``uvloop`` is "cli", "policy" or None.
+
+    ``isolated`` runs the interpreter with ``-E`` (PYTHON* variables ignored), for the
+    reference venv: a PYTHONPATH meant for this checkout must not replace its aiosmtpd.
 
     ``size_limit`` is passed as ``-s`` because the two CLIs differ in their default (1.4.6:
     unlimited; aiosmtpd 2: 32 MiB, as 1.4's help text promised), and the big messages must fit.
     """
     server_args = ("-n", "-l", "{hostport}", "-s", str(size_limit), "-c", SINK_HANDLER, *extra)
+    interpreter = (str(python), "-E") if isolated else (str(python),)
     if uvloop == "policy":
-        return ServerSpec(name, (str(python), "-c", UVLOOP_LAUNCHER, *server_args), description)
+        return ServerSpec(name, (*interpreter, "-c", UVLOOP_LAUNCHER, *server_args), description)
     loop_args = ("--loop", "uvloop") if uvloop == "cli" else ()
-    return ServerSpec(name, (str(python), "-m", "aiosmtpd", *server_args, *loop_args), description)
+    return ServerSpec(name, (*interpreter, "-m", "aiosmtpd", *server_args, *loop_args), description)
 
 
 def smtp_sink_spec(max_connections: int) -> ServerSpec | None:

@@ -44,8 +44,9 @@ class Greeter(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports do not subclass asyncio.Transport: check the duck type.
+        assert callable(getattr(transport, "write", None))
+        self.transport = transport  # type: ignore[assignment]
         transport.write(b"220 greeter\r\n")
 
     def data_received(self, data: bytes) -> None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import io
 import logging
 import re
 from collections.abc import Callable
@@ -142,6 +143,42 @@ def _reply(reply: R.Reply, **fields: Any) -> str:
 
 class SessionEngine(asyncio.Protocol):
     """Connection plumbing shared by ``SMTP`` and ``LMTP``; see the module docstring."""
+
+    # The per-connection state lives in slots: one protocol object exists per connection,
+    # and a plain instance dict holding this many attributes loses CPython's compact
+    # shared-key layout (~1.5 kB per idle connection). Subclasses (``SMTP`` and user
+    # subclasses) still have a ``__dict__`` for their own attributes.
+    __slots__ = (
+        "_between_commands",
+        "_bogus",
+        "_call_counts",
+        "_closing",
+        "_conn",
+        "_final_replies",
+        "_handler_coroutine",
+        "_implicit_tls",
+        "_input_waiter",
+        "_limiter_key",
+        "_lost",
+        "_original_transport",
+        "_out",
+        "_out_size",
+        "_proxy_buffer",
+        "_proxy_eof",
+        "_proxy_timer",
+        "_reader",
+        "_reading_paused",
+        "_shutdown_requested",
+        "_timer",
+        "_tls_early_input",
+        "_tls_handshake_okay",
+        "_tls_protocol",
+        "_writer",
+        "_writes",
+        "envelope",
+        "session",
+        "transport",
+    )
 
     # Set by SMTP.__init__ (declared here for the engine's benefit).
     hostname: str
@@ -678,17 +715,30 @@ class SessionEngine(asyncio.Protocol):
 
     async def _read_message(self) -> EndOfData | tuple[bytes, EndOfData]:
         """Collect DATA content; the EndOfData alone if it carries an error."""
-        chunks: list[bytes] = []
+        # The first chunk is kept as is (most messages are one chunk: no copy at all);
+        # later ones are appended to a BytesIO whose getvalue() hands its own buffer out
+        # (trimmed in place) instead of copying it, so a big message exists once, not
+        # twice as with a list of chunks and join().
+        first: bytes | None = None
+        rest: io.BytesIO | None = None
         while True:
             event = await self._next_event()
             if isinstance(event, DataChunk):
-                chunks.append(event.data)
+                if first is None:
+                    first = event.data
+                else:
+                    if rest is None:
+                        rest = io.BytesIO()
+                        rest.write(first)
+                        first = b""
+                    rest.write(event.data)
+                del event
             elif isinstance(event, EndOfData):
                 if event.error is not None:
                     return event
-                # One copy at most: join() returns the lone chunk itself.
-                content = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-                return content, event
+                if rest is not None:
+                    return rest.getvalue(), event
+                return (first if first is not None else b""), event
             elif event is None or isinstance(event, ConnectionClosed):
                 raise _ConnectionGone
             else:

@@ -21,6 +21,8 @@ class IdleTimer:
     the timer does not expire: the client is not the one being idle.
     """
 
+    __slots__ = ("_cancelled", "_deadline", "_handle", "_loop", "_on_expire", "_timeout", "busy")
+
     def __init__(
         self,
         loop: asyncio.AbstractEventLoop,
@@ -67,6 +69,8 @@ class IdleTimer:
 
 class WriteGate:
     """Mirrors the transport's write flow control as something a task can await."""
+
+    __slots__ = ("_waiter", "paused")
 
     def __init__(self) -> None:
         self.paused = False

@@ -5,8 +5,9 @@ describing a TLS transport as the ``session.ssl`` dict hooks read.
 Invariants: only public asyncio API (works on uvloop, DECISIONS row 8); a failed or
 timed-out handshake closes the connection; the handshake cannot last forever.
 Also the implicit TLS that follows a PROXY header (``upgrade(..., early=...)``): bytes of
-the client's first TLS flight already read with the header are replayed into the TLS
-layer through ``_ReplayTransport``.
+the client's first TLS flight already read with the header are handed to the TLS protocol
+that ``start_tls()`` installs, before the socket's next bytes (``_replay_early``). No
+wrapper transport: uvloop's ``start_tls()`` accepts only its own transports.
 Must not know: SMTP replies, the core (the caller tells the core about the upgrade).
 """
 
@@ -33,40 +34,9 @@ class TLSSetupException(Exception):
     """The STARTTLS handshake failed; the connection is closed."""
 
 
-class _ReplayTransport:
-    """A transport that hands ``early`` bytes to its protocol before the socket's own.
-
-    Given to ``loop.start_tls`` when bytes of the TLS handshake were already read (with a
-    PROXY header): the TLS protocol gets them when reading resumes, then the socket's.
-    Everything else is the wrapped transport's.
-    """
-
-    _start_tls_compatible = True
-
-    def __init__(self, transport: Any, early: bytes) -> None:
-        self._transport = transport
-        self._early = early
-        self._protocol: Any = None
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._transport, name)
-
-    def set_protocol(self, protocol: Any) -> None:
-        self._protocol = protocol
-        self._transport.set_protocol(protocol)
-
-    def get_protocol(self) -> Any:
-        return self._protocol
-
-    def resume_reading(self) -> None:
-        early, self._early = self._early, b""
-        if early and self._protocol is not None and not self._transport.is_closing():
-            _feed(self._protocol, early)
-        self._transport.resume_reading()
-
-
 def _feed(protocol: Any, data: bytes) -> None:
-    if isinstance(protocol, asyncio.BufferedProtocol):
+    # Duck-typed: uvloop's TLS protocol is buffered without subclassing BufferedProtocol.
+    if hasattr(protocol, "get_buffer") and hasattr(protocol, "buffer_updated"):
         view = memoryview(data)
         while view:
             buffer = memoryview(protocol.get_buffer(len(view)))
@@ -76,6 +46,29 @@ def _feed(protocol: Any, data: bytes) -> None:
             view = view[size:]
     else:
         protocol.data_received(data)
+
+
+def _replay_early(
+    transport: asyncio.BaseTransport,
+    original: asyncio.BaseProtocol,
+    early: bytes,
+    handshake: asyncio.Future[Any],
+) -> None:
+    """Feed ``early`` to the TLS protocol once ``start_tls()`` has installed it.
+
+    Both asyncio and uvloop install their TLS protocol with ``set_protocol()`` in the
+    first step of ``start_tls()`` and schedule its ``connection_made`` (then
+    ``resume_reading``) with ``call_soon``; feeding from a later ``call_soon`` puts the
+    early bytes after ``connection_made`` and before anything read from the socket.
+    """
+    if handshake.done() or transport.is_closing():
+        return
+    loop = asyncio.get_running_loop()
+    tls_protocol = transport.get_protocol()
+    if tls_protocol is original:  # start_tls() has not taken its first step yet
+        loop.call_soon(_replay_early, transport, original, early, handshake)
+        return
+    loop.call_soon(_feed, tls_protocol, early)
 
 
 async def upgrade(
@@ -90,15 +83,22 @@ async def upgrade(
     ``early``: bytes the client sent for the handshake that were already read.
     """
     loop = asyncio.get_running_loop()
-    target: Any = _ReplayTransport(transport, early) if early else transport
-    try:
-        new = await loop.start_tls(
-            target,
+    # start_tls() pauses reading in its first step; until then nothing may reach the
+    # plaintext protocol (a ClientHello read there would be lost), so pause here already.
+    transport.pause_reading()  # type: ignore[attr-defined]
+    handshake = asyncio.ensure_future(
+        loop.start_tls(
+            transport,  # type: ignore[arg-type]
             protocol,
             context,
             server_side=True,
             ssl_handshake_timeout=handshake_timeout,
         )
+    )
+    if early:
+        loop.call_soon(_replay_early, transport, protocol, early, handshake)
+    try:
+        new = await handshake
     except (OSError, ssl.SSLError, TimeoutError, RuntimeError) as error:
         if not transport.is_closing():
             transport.close()

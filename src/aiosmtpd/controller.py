@@ -41,7 +41,7 @@ import threading
 import warnings
 import weakref
 from abc import ABCMeta, abstractmethod
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from contextlib import suppress
 from pathlib import Path
 from socket import socket as makesock
@@ -178,6 +178,11 @@ class BaseController(metaclass=ABCMeta):
         self.stopping = threading.Event()
         # Created on first use, so that a controller that is never started leaks no loop.
         self._loop: asyncio.AbstractEventLoop | None = loop
+        #: Makes the loop when none was given (and after a stop closed it), e.g.
+        #: ``loop_factory=uvloop.new_event_loop``; by default the policy's new loop.
+        self._loop_factory: Callable[[], asyncio.AbstractEventLoop] = (
+            SMTP_parameters.pop("loop_factory", None) or asyncio.new_event_loop
+        )
         self.ssl_context = ssl_context
         self.SMTP_kwargs: dict[str, Any] = {}
         if "server_kwargs" in SMTP_parameters:
@@ -205,7 +210,7 @@ class BaseController(metaclass=ABCMeta):
     def loop(self) -> asyncio.AbstractEventLoop:
         """The event loop the server runs on (a new one unless one was given)."""
         if self._loop is None:
-            self._loop = asyncio.new_event_loop()
+            self._loop = self._loop_factory()
         return self._loop
 
     @loop.setter
@@ -372,7 +377,7 @@ class BaseThreadedController(BaseController, metaclass=ABCMeta):
         if self._thread is not None and self._thread.is_alive():
             raise AssertionError("SMTP daemon already running")
         if self.loop.is_closed():
-            self.loop = asyncio.new_event_loop()
+            self.loop = self._loop_factory()
         self._factory_invoked = threading.Event()
         self._thread_exception = None
         self.stopping.clear()

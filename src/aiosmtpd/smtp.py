@@ -115,6 +115,25 @@ def _default_hostname() -> str:
     return socket.getfqdn()
 
 
+@functools.lru_cache(maxsize=64)
+def _core_config(
+    data_size_limit: int | None,
+    line_length_limit: int,
+    command_size_limit: int,
+    mail_esmtp_extra: int,
+    smtputf8: bool,
+) -> CoreConfig:
+    # CoreConfig is immutable: connections with the same settings share one instead of
+    # building and validating a new one per connection.
+    return CoreConfig(
+        data_size_limit=data_size_limit,
+        line_length_limit=line_length_limit,
+        command_size_limit=command_size_limit,
+        mail_esmtp_extra=mail_esmtp_extra,
+        smtputf8=smtputf8,
+    )
+
+
 class SMTP(BuiltinMechanisms, SessionEngine):
     """An SMTP server protocol (RFC 5321), aiosmtpd 1.4 compatible."""
 
@@ -238,12 +257,12 @@ class SMTP(BuiltinMechanisms, SessionEngine):
 
     def _new_core(self) -> ServerConnection:
         return ServerConnection(
-            CoreConfig(
-                data_size_limit=self.data_size_limit or None,
-                line_length_limit=self.line_length_limit,
-                command_size_limit=self.command_size_limit,
-                mail_esmtp_extra=self._mail_esmtp_extra(),
-                smtputf8=self.enable_SMTPUTF8,
+            _core_config(
+                self.data_size_limit or None,
+                self.line_length_limit,
+                self.command_size_limit,
+                self._mail_esmtp_extra(),
+                self.enable_SMTPUTF8,
             )
         )
 

@@ -26,6 +26,11 @@ class CoreUsageError(RuntimeError):
 class Mode(enum.Enum):
     """What the connection expects next from the peer."""
 
+    # Members are singletons compared by identity: hash them by identity too, in C.
+    # (Enum's own __hash__ is a Python function; the transition table is looked up on
+    # every receive, parse and reply.)
+    __hash__ = object.__hash__
+
     #: Command lines (RFC 5321 §4.1).
     COMMAND = "COMMAND"
     #: Dot-stuffed message content after a ``354`` (RFC 5321 §4.5.2).
@@ -40,6 +45,11 @@ class Mode(enum.Enum):
 
 class Input(enum.Enum):
     """Everything that can happen to a connection, as the table sees it."""
+
+    # Members are singletons compared by identity: hash them by identity too, in C.
+    # (Enum's own __hash__ is a Python function; the transition table is looked up on
+    # every receive, parse and reply.)
+    __hash__ = object.__hash__
 
     # --- framed peer input (produced by the readers while parsing) ---
     #: A complete line within its length limit.
