@@ -21,6 +21,7 @@ from aiosmtpd.server import SMTPServer
 from aiosmtpd.smtp import SMTP
 
 from .prod_support import SHUTTING_DOWN, TIMEOUT, TOO_MANY
+from .test_examples import listening_port, load_example, send, start_example, stop_cleanly
 
 HOST = "127.0.0.1"
 MESSAGE = "From: a@example.org\r\nTo: b@example.org\r\nSubject: hi\r\n\r\nHello.\r\n"
@@ -320,3 +321,31 @@ def test_bad_arguments() -> None:
         SMTPServer(Keeper(), shutdown_timeout=-1)
     with pytest.raises(ValueError, match="max_connections"):
         SMTPServer(Keeper(), max_connections=0)
+
+
+# --- examples/asyncio_app.py ----------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_asyncio_app_example_in_process() -> None:
+    example = load_example("asyncio_app")
+    app = example.MailApp(HOST, 0)
+    stop = asyncio.Event()
+    running = asyncio.create_task(app.run(stop))
+    await app.listening.wait()
+    await asyncio.to_thread(send, app.server.port, "in process")
+    stop.set()
+    await running
+    assert app.received == ["Received from me@example.org: in process"]
+    assert not app.server.is_serving
+
+
+def test_asyncio_app_example_script() -> None:
+    server = start_example("asyncio_app", "--port", "0")
+    try:
+        port = listening_port(server)
+        assert send(port, "scripted") == {}
+        line = server.wait_for(r"Received from (\S+): (.+)")
+        assert line.groups() == ("me@example.org", "scripted")
+    finally:
+        stop_cleanly(server)
