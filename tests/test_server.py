@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from aiosmtpd.controller import get_localhost
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.server import SMTPServer
 from aiosmtpd.smtp import SMTP
@@ -314,6 +315,21 @@ async def test_start_twice_is_an_error_and_stop_is_idempotent() -> None:
         await server.stop()
 
 
+def test_default_address_is_the_controllers() -> None:
+    server = SMTPServer(Keeper())
+    assert (server.hostname, server.port) == (get_localhost(), 8025)
+    assert (server.SMTP_kwargs, server.unix_socket) == ({"enable_SMTPUTF8": True}, None)
+
+
+@pytest.mark.asyncio
+async def test_every_interface_with_port_zero() -> None:
+    handler = Keeper()
+    async with SMTPServer(handler, hostname="", port=0) as server:
+        assert {sock.getsockname()[1] for sock in server.sockets} == {server.port}
+        await asyncio.to_thread(send_mail, server.port or 0)
+    assert len(handler.envelopes) == 1
+
+
 def test_bad_arguments() -> None:
     with pytest.raises(ValueError, match="unix_socket"):
         SMTPServer(Keeper(), port=0, unix_socket="/tmp/x.sock")
@@ -349,3 +365,12 @@ def test_asyncio_app_example_script() -> None:
         assert line.groups() == ("me@example.org", "scripted")
     finally:
         stop_cleanly(server)
+
+
+def test_implicit_tls_behind_a_proxy_header_is_started_by_the_session() -> None:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    plain = SMTPServer(Keeper(), ssl_context=context)
+    assert "proxy_tls_context" not in plain.SMTP_kwargs
+    proxied = SMTPServer(Keeper(), ssl_context=context, proxy_protocol_timeout=5)
+    # The listener must not wrap: HAProxy sends the header in the clear, then TLS.
+    assert proxied.SMTP_kwargs["proxy_tls_context"] is context

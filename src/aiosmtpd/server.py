@@ -33,6 +33,7 @@ from typing import Any
 
 from public import public
 
+from aiosmtpd.controller import get_localhost
 from aiosmtpd.serving import (
     DEFAULT_SHUTDOWN_TIMEOUT,
     abort_session,
@@ -91,8 +92,11 @@ class SMTPServer:
         if unix_socket is not None and (hostname is not None or port is not None):
             raise ValueError("give either unix_socket or hostname/port, not both")
         self.handler = handler
-        #: The address given (``None`` here means the loopback address, as a Controller's).
-        self.hostname = hostname
+        #: The TCP address listened on (as for a Controller, ``None`` given means the
+        #: loopback address, ``""`` every interface); None with ``unix_socket``.
+        self.hostname: str | None = None
+        if unix_socket is None:
+            self.hostname = get_localhost() if hostname is None else hostname
         #: The TCP port; once started with ``port=0``, the port actually bound.
         self.port: int | None = (
             None if unix_socket is not None else (DEFAULT_PORT if port is None else port)
@@ -166,15 +170,9 @@ class SMTPServer:
             return await loop.create_unix_server(
                 self._build_protocol, path=self.unix_socket, ssl=self._listener_ssl
             )
-        host = self.hostname
-        if host is None:
-            # Imported here: the controller module is only needed for its loopback choice.
-            from aiosmtpd.controller import get_localhost
-
-            host = get_localhost()
         assert self.port is not None
         return await create_inet_server(
-            loop, self._build_protocol, host or None, self.port, self._listener_ssl
+            loop, self._build_protocol, self.hostname or None, self.port, self._listener_ssl
         )
 
     async def stop(self) -> None:
