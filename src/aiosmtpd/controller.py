@@ -51,10 +51,13 @@ from public import public
 
 from aiosmtpd.serving import (
     DEFAULT_SHUTDOWN_TIMEOUT,
-    ConnectionLimiter,
+    check_shutdown_timeout,
+    create_inet_server,
     drain_sessions,
-    reserve_port,
+    listener_ssl_context,
+    serving_smtp_kwargs,
 )
+from aiosmtpd.serving import abort_session as _abort_transports_of
 from aiosmtpd.smtp import SMTP
 
 __all__: list[str] = []
@@ -135,19 +138,6 @@ class _FakeServer(asyncio.Protocol):
         transport.close()
 
 
-def _abort_transports_of(protocol: object) -> None:
-    # 1.4-style subclasses keep the live transport in ``transport`` and, after their own
-    # STARTTLS, the socket's transport in ``_original_transport``: close both, at once.
-    for name in ("transport", "_original_transport"):
-        transport = getattr(protocol, name, None)
-        abort = getattr(transport, "abort", None)
-        if callable(abort):
-            abort()
-    session_task = getattr(protocol, "_handler_coroutine", None)
-    if isinstance(session_task, asyncio.Future) and not session_task.done():
-        session_task.cancel()
-
-
 @public
 class BaseController(metaclass=ABCMeta):
     """What every controller shares: the ``SMTP`` keyword arguments and ``factory()``."""
@@ -170,10 +160,8 @@ class BaseController(metaclass=ABCMeta):
         **SMTP_parameters: Any,
     ) -> None:
         self.handler = handler
-        if shutdown_timeout < 0:
-            raise ValueError("shutdown_timeout must be >= 0")
         #: Seconds a stop lets a transaction in progress finish before it gets 421.
-        self.shutdown_timeout = float(shutdown_timeout)
+        self.shutdown_timeout = check_shutdown_timeout(shutdown_timeout)
         #: Set once a stop has closed the listener and told every session to finish.
         self.stopping = threading.Event()
         # Created on first use, so that a controller that is never started leaks no loop.
@@ -190,13 +178,12 @@ class BaseController(metaclass=ABCMeta):
             self.SMTP_kwargs.update(SMTP_parameters.pop("server_kwargs") or {})
         # Passed to SMTP as given: a subclass may use (or pop) names SMTP does not know.
         self.SMTP_kwargs.update(SMTP_parameters)
-        if server_hostname:
-            self.SMTP_kwargs["hostname"] = server_hostname
-        self.SMTP_kwargs.setdefault("enable_SMTPUTF8", True)
-        if max_connections is not None or max_connections_per_address is not None:
-            self.SMTP_kwargs["connection_limiter"] = ConnectionLimiter(
-                max_connections, max_connections_per_address
-            )
+        serving_smtp_kwargs(
+            self.SMTP_kwargs,
+            server_hostname=server_hostname,
+            max_connections=max_connections,
+            max_connections_per_address=max_connections_per_address,
+        )
         self.smtpd = None
         self.server = None
         self.server_coro = None
@@ -531,28 +518,10 @@ class InetMixin(BaseController, metaclass=ABCMeta):
         # port=0 on a host with several addresses ("" = every interface, IPv4 and IPv6):
         # one free port for all of them, held while the server binds it.
         host = self.hostname or None
-        ssl_context = self.ssl_context
-        if ssl_context is not None and self.SMTP_kwargs.get("proxy_protocol_timeout"):
-            # HAProxy sends the PROXY header in the clear, before the TLS handshake: the
-            # session reads it, then starts TLS itself.
-            self.SMTP_kwargs["proxy_tls_context"] = ssl_context
-            ssl_context = None
-        port, reserved = reserve_port(host, self.port)
-        if len(reserved) == 1:
-            # One address: let the kernel pick as usual.
-            reserved.pop().close()
-            port = 0
-        try:
-            return await self.loop.create_server(
-                self._factory_invoker,
-                host=host,
-                port=port,
-                ssl=ssl_context,
-                reuse_port=True if reserved else None,
-            )
-        finally:
-            for sock in reserved:
-                sock.close()
+        ssl_context = listener_ssl_context(self.ssl_context, self.SMTP_kwargs)
+        return await create_inet_server(
+            self.loop, self._factory_invoker, host, self.port, ssl_context
+        )
 
     def _server_created(self) -> None:
         if self.port == 0 and self.server is not None and self.server.sockets:

@@ -2,9 +2,12 @@
 
 Owns: ``ConnectionLimiter`` (the connection counts one listener shares between all its
 sessions: a total and one per client address), ``drain_sessions()`` (the graceful stop of
-DECISIONS "graceful stop" applied to every session of a server, with a deadline), and
+DECISIONS "graceful stop" applied to every session of a server, with a deadline),
 ``reserve_port()`` (binding ``port=0`` to the SAME free port on every address of a host,
-so a dual-stack listener has one port number).
+so a dual-stack listener has one port number), and what every server object (the
+controllers, ``aiosmtpd.server.SMTPServer``) does alike: ``serving_smtp_kwargs()`` (the
+``SMTP`` arguments a server adds), ``listener_ssl_context()`` (implicit TLS behind a PROXY
+header), ``create_inet_server()`` and ``abort_session()``.
 
 Invariants: a limiter counts only admitted connections and each admitted connection
 releases its slot exactly once; it is used from one event loop (one per process: with
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -183,3 +187,87 @@ def reserve_port(host: str | Sequence[str] | None, port: int) -> tuple[int, list
             sock.close()
         raise
     return chosen, reserved
+
+
+def check_shutdown_timeout(shutdown_timeout: float) -> float:
+    """``shutdown_timeout`` as a float; a negative one is a ``ValueError``."""
+    if shutdown_timeout < 0:
+        raise ValueError("shutdown_timeout must be >= 0")
+    return float(shutdown_timeout)
+
+
+def serving_smtp_kwargs(
+    smtp_kwargs: dict[str, Any],
+    *,
+    server_hostname: str | None,
+    max_connections: int | None,
+    max_connections_per_address: int | None,
+) -> dict[str, Any]:
+    """Add to ``smtp_kwargs`` (in place, and return it) what a server gives every ``SMTP``.
+
+    ``server_hostname`` becomes ``hostname``; ``enable_SMTPUTF8`` defaults to True; the
+    connection caps become ONE ``ConnectionLimiter`` shared by all the server's sessions.
+    """
+    if server_hostname:
+        smtp_kwargs["hostname"] = server_hostname
+    smtp_kwargs.setdefault("enable_SMTPUTF8", True)
+    if max_connections is not None or max_connections_per_address is not None:
+        smtp_kwargs["connection_limiter"] = ConnectionLimiter(
+            max_connections, max_connections_per_address
+        )
+    return smtp_kwargs
+
+
+def listener_ssl_context(
+    ssl_context: ssl.SSLContext | None, smtp_kwargs: dict[str, Any]
+) -> ssl.SSLContext | None:
+    """The context the listener itself wraps connections in (implicit TLS), or None.
+
+    HAProxy sends the PROXY header in the clear, before the TLS handshake: with
+    ``proxy_protocol_timeout`` set, the session reads the header and then starts TLS
+    itself (``proxy_tls_context``, set here in ``smtp_kwargs``), so the listener must not.
+    """
+    if ssl_context is not None and smtp_kwargs.get("proxy_protocol_timeout"):
+        smtp_kwargs["proxy_tls_context"] = ssl_context
+        return None
+    return ssl_context
+
+
+async def create_inet_server(
+    loop: asyncio.AbstractEventLoop,
+    protocol_factory: Callable[[], asyncio.BaseProtocol],
+    host: str | Sequence[str] | None,
+    port: int,
+    ssl_context: ssl.SSLContext | None,
+) -> asyncio.Server:
+    """Listen on TCP ``host``:``port``; ``port=0`` is ONE free port on every address."""
+    port, reserved = reserve_port(host, port)
+    if len(reserved) == 1:
+        # One address: let the kernel pick as usual.
+        reserved.pop().close()
+        port = 0
+    try:
+        return await loop.create_server(
+            protocol_factory,
+            host=host,
+            port=port,
+            ssl=ssl_context,
+            reuse_port=True if reserved else None,
+        )
+    finally:
+        for sock in reserved:
+            sock.close()
+
+
+def abort_session(protocol: object) -> None:
+    """End one session at once: abort its transports, cancel its task (no goodbye)."""
+    # 1.4-style subclasses keep the live transport in ``transport`` and, after their own
+    # STARTTLS, the socket's transport in ``_original_transport``: close both, at once.
+    for name in ("transport", "_original_transport"):
+        transport = getattr(protocol, name, None)
+        abort = getattr(transport, "abort", None)
+        if callable(abort):
+            abort()
+    session_task = getattr(protocol, "_handler_coroutine", None)
+    if isinstance(session_task, asyncio.Future) and not session_task.done():
+        session_task.cancel()
