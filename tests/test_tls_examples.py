@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import smtplib
 import ssl
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ MESSAGE = "From: alice@example.org\r\nSubject: tls\r\n\r\nHello over TLS.\r\n"
 
 
 @pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path, ssl.SSLContext]]:
+def pki(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, ssl.SSLContext]:
     trustme = pytest.importorskip("trustme")
     ca = trustme.CA()
     cert = ca.issue_cert("127.0.0.1", "localhost")
@@ -34,7 +33,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path, 
     cert.private_key_pem.write_to_path(str(key_file))
     client_context = ssl.create_default_context()
     ca.configure_trust(client_context)
-    yield cert_file, key_file, client_context
+    return cert_file, key_file, client_context
 
 
 def _login_and_send(client: smtplib.SMTP, mechanism: str, password: str = PASSWORD) -> Any:
@@ -84,7 +83,8 @@ def test_smtps_in_process(pki: tuple[Path, Path, ssl.SSLContext]) -> None:
             "127.0.0.1", controller.port, timeout=TIMEOUT, context=client_context
         ) as client:
             client.ehlo("client.test")
-            assert client.has_extn("auth") and not client.has_extn("starttls")
+            assert client.has_extn("auth")
+            assert not client.has_extn("starttls")
             assert client.docmd("STARTTLS") == (503, b"5.5.1 Already in TLS")
             assert _login_and_send(client, "CRAM-MD5") == {}
     finally:

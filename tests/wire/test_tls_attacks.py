@@ -59,9 +59,9 @@ class LateHandshakeSMTP(SMTP):
         self.tls_layer_ready = asyncio.Event()
 
     def data_received(self, data: bytes) -> None:
-        if self._conn is not None and self._conn.mode is Mode.TLS_PENDING:
-            if self._plaintext_after_starttls():
-                self.plaintext_arrived.set()
+        pending = self._conn is not None and self._conn.mode is Mode.TLS_PENDING
+        if pending and self._plaintext_after_starttls():
+            self.plaintext_arrived.set()
         super().data_received(data)
 
     async def _start_tls(self) -> None:
@@ -78,9 +78,11 @@ class KeepsPlaintextMixin(SMTP):
     cleartext = b""
 
     def data_received(self, data: bytes) -> None:
-        if self._conn is not None and not self._tls_active:
-            if self._conn.mode is not Mode.TLS_PENDING or self._plaintext_after_starttls():
-                self.cleartext += data
+        cleartext = self._conn is not None and not self._tls_active
+        if cleartext and (
+            self._conn.mode is not Mode.TLS_PENDING or self._plaintext_after_starttls()
+        ):
+            self.cleartext += data
         super().data_received(data)
 
     def _finish_tls_upgrade(self) -> None:
@@ -257,9 +259,9 @@ async def test_asyncio_stream_start_tls_client(
     The client writes EHLO (and more, pipelined) the moment its side of the handshake is
     done, so it can reach the server in the same read as the handshake's last flight.
     """
-    server_context, client_context, _ = tls_certificates
+    server_context, _, ca_file = tls_certificates
     context = ssl.create_default_context()
-    context.load_verify_locations(cadata=None, cafile=str(tls_certificates[2]))
+    context.load_verify_locations(cadata=None, cafile=str(ca_file))
     context.minimum_version = context.maximum_version = version
     handler = Recorder()
     async with serve(handler, tls_context=server_context) as (port, _):
