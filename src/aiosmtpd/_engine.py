@@ -149,6 +149,7 @@ class SessionEngine(asyncio.Protocol):
     # shared-key layout (~1.5 kB per idle connection). Subclasses (``SMTP`` and user
     # subclasses) still have a ``__dict__`` for their own attributes.
     __slots__ = (
+        "_auth_failures",
         "_between_commands",
         "_bogus",
         "_call_counts",
@@ -172,6 +173,7 @@ class SessionEngine(asyncio.Protocol):
         "_timer",
         "_tls_early_input",
         "_tls_handshake_okay",
+        "_tls_plain_transport",
         "_tls_protocol",
         "_writer",
         "_writes",
@@ -198,6 +200,8 @@ class SessionEngine(asyncio.Protocol):
     _proxy_timeout: float | None
     _connection_limiter: Any
     _tls_after_proxy: Any
+    #: Verbs ``require_starttls`` lets through before TLS (LMTP adds LHLO).
+    allowed_before_starttls: frozenset[str] = frozenset(ALLOWED_BEFORE_STARTTLS)
 
     def _init_connection_state(self) -> None:
         self.transport: Any = None
@@ -222,11 +226,14 @@ class SessionEngine(asyncio.Protocol):
         self._input_waiter: asyncio.Future[None] | None = None
         self._writes = WriteGate()
         self._timer: IdleTimer = None  # type: ignore[assignment]
-        #: Bytes that arrived while the core waits for the TLS handshake: they can only be
-        #: decrypted bytes that came before the session task could tell the core (a TLS
-        #: 1.3 client may send EHLO in the flight of its Finished message), because
-        #: ``loop.start_tls`` takes the transport over in the same step as the 220 is sent.
+        #: Decrypted bytes that arrive after the handshake but before the session task
+        #: could tell the core (a TLS 1.3 client may send EHLO in the flight of its
+        #: Finished message). Plaintext sent after STARTTLS never gets here: see
+        #: ``_plaintext_after_starttls``.
         self._tls_early_input: list[bytes] = []
+        #: The cleartext transport 220 to STARTTLS was written on, until the upgrade ends.
+        self._tls_plain_transport: Any = None
+        self._auth_failures = 0
         #: Bytes received before the PROXY header was complete; ``None`` once it was (or
         #: when no PROXY header is expected).
         self._proxy_buffer: bytearray | None = None
@@ -282,6 +289,15 @@ class SessionEngine(asyncio.Protocol):
         if self._conn is None or self._closing:
             return
         if self._conn.mode is Mode.TLS_PENDING:
+            if self._plaintext_after_starttls():
+                # RFC 3207 §4.2 / CVE-2011-0411: never execute what came before the
+                # handshake, whether in the STARTTLS packet (the core drops it) or later.
+                log.info(
+                    "%r discarded %d plaintext bytes sent after STARTTLS",
+                    self.session.peer,
+                    len(data),
+                )
+                return
             self._tls_early_input.append(data)
             return
         if self._proxy_buffer is not None:
@@ -293,6 +309,19 @@ class SessionEngine(asyncio.Protocol):
         if not self._reading_paused and self._conn.buffered_size > READ_HIGH_WATER:
             self._reading_paused = True
             self._active_transport.pause_reading()
+
+    def _plaintext_after_starttls(self) -> bool:
+        """Whether ``data_received`` is being called by the cleartext transport.
+
+        ``loop.start_tls`` hands the cleartext transport to its TLS protocol; until then
+        (a handshake started late, by a plugin or after a write drain) any byte the
+        cleartext transport delivers to us is plaintext. Unknown transports: plaintext.
+        """
+        plain = self._tls_plain_transport
+        if plain is None:
+            return False
+        get_protocol = getattr(plain, "get_protocol", None)
+        return get_protocol is None or get_protocol() is self
 
     def eof_received(self) -> bool | None:
         if self._proxy_buffer is not None:
@@ -334,9 +363,10 @@ class SessionEngine(asyncio.Protocol):
         # 220 to STARTTLS must be on the wire before the handshake starts, whoever runs it
         # (a plugin's smtp_STARTTLS awaits loop.start_tls right after push()). Other
         # replies wait for the end of the pipelined group (flushed on NEED_DATA).
-        if self._out_size > WRITE_FLUSH_SIZE or (
-            self._conn.mode is Mode.TLS_PENDING and mode is not Mode.TLS_PENDING
-        ):
+        entered_tls_pending = self._conn.mode is Mode.TLS_PENDING and mode is not Mode.TLS_PENDING
+        if entered_tls_pending:
+            self._tls_plain_transport = self._active_transport
+        if self._out_size > WRITE_FLUSH_SIZE or entered_tls_pending:
             self._flush()
 
     def _say(self, reply: R.Reply, **fields: Any) -> None:
@@ -494,6 +524,7 @@ class SessionEngine(asyncio.Protocol):
             raise _ConnectionGone
         if not self._tls_protocol:
             self._tls_protocol = transport
+        self._tls_plain_transport = None
         self._conn.tls_established()
         early, self._tls_early_input = self._tls_early_input, []
         for data in early:
@@ -644,7 +675,11 @@ class SessionEngine(asyncio.Protocol):
         verb, arg = command.verb, command.arg
         if log.isEnabledFor(logging.INFO):
             sanitized_log(log.info, "%r >> %r", self.session.peer, command.raw)
-        if self.require_starttls and not self._tls_active and verb not in ALLOWED_BEFORE_STARTTLS:
+        if (
+            self.require_starttls
+            and not self._tls_active
+            and verb not in self.allowed_before_starttls
+        ):
             self._say(R.NEED_STARTTLS)
             return
         if not self._tls_handshake_okay and verb != "QUIT":

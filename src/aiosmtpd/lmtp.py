@@ -15,7 +15,7 @@ import logging
 from typing import Any
 
 from ._core import replies as R
-from ._engine import Envelope, _reply, syntax
+from ._engine import ALLOWED_BEFORE_STARTTLS, Envelope, _reply, syntax
 from .smtp import SMTP
 
 __all__ = ["LMTP"]
@@ -27,6 +27,7 @@ class LMTP(SMTP):
     """A Local Mail Transfer Protocol server protocol."""
 
     show_smtp_greeting = False
+    allowed_before_starttls = frozenset(ALLOWED_BEFORE_STARTTLS | {"LHLO"})
 
     @syntax("LHLO hostname")
     async def smtp_LHLO(self, arg: str | None) -> None:

@@ -50,7 +50,7 @@ from ._engine import (
     sanitized_log,
     syntax,
 )
-from ._tls import TLSSetupException, upgrade
+from ._tls import TLS_HANDSHAKE_TIMEOUT, TLSSetupException, upgrade
 from .auth import (
     VALID_AUTHMECH,
     AuthMechanismType,
@@ -92,6 +92,8 @@ __all__ = [
 log = logging.getLogger("mail.log")
 
 DATA_SIZE_DEFAULT = 2**25
+#: Failed AUTH attempts a connection may make; the last one is answered 421 and closed.
+AUTH_FAILURE_LIMIT_DEFAULT = 5
 CALL_LIMIT_DEFAULT = 20
 __ident__ = f"Python SMTP {__version__}"
 
@@ -168,6 +170,8 @@ class SMTP(BuiltinMechanisms, SessionEngine):
         loop: asyncio.AbstractEventLoop | None = None,
         connection_limiter: ConnectionLimiter | None = None,
         proxy_tls_context: ssl.SSLContext | None = None,
+        tls_handshake_timeout: float = TLS_HANDSHAKE_TIMEOUT,
+        auth_failure_limit: int | None = AUTH_FAILURE_LIMIT_DEFAULT,
     ) -> None:
         self.__ident__ = ident or __ident__
         self._loop = loop
@@ -190,6 +194,12 @@ class SMTP(BuiltinMechanisms, SessionEngine):
                     "this might cause client connection problems"
                 )
         self.require_starttls = tls_context and require_starttls
+        if not tls_handshake_timeout > 0:
+            raise ValueError("tls_handshake_timeout must be > 0")
+        self._tls_handshake_timeout = tls_handshake_timeout
+        if auth_failure_limit is not None and auth_failure_limit < 1:
+            raise ValueError("auth_failure_limit must be >= 1 (or None for no limit)")
+        self._auth_failure_limit = auth_failure_limit
         self._timeout_duration = timeout
         self._auth_required = auth_required
         self._auth_require_tls = auth_require_tls
@@ -364,7 +374,7 @@ class SMTP(BuiltinMechanisms, SessionEngine):
     async def _start_tls(self) -> None:
         old = self._active_transport
         try:
-            new = await upgrade(old, self, self.tls_context)
+            new = await upgrade(old, self, self.tls_context, self._tls_handshake_timeout)
         except TLSSetupException as error:
             log.info("%r STARTTLS failed: %s", self.session.peer, error)
             raise _ConnectionGone from error
@@ -607,6 +617,9 @@ class SMTP(BuiltinMechanisms, SessionEngine):
         if self.session.authenticated:
             self._say(R.AUTH_ALREADY)
             return
+        if self.envelope.mail_from:
+            self._say(R.AUTH_IN_TRANSACTION)
+            return
         if not arg:
             self._say(R.AUTH_NOT_ENOUGH)
             return
@@ -614,6 +627,24 @@ class SMTP(BuiltinMechanisms, SessionEngine):
         if len(args) > 2:
             self._say(R.AUTH_TOO_MANY)
             return
+        if await self._run_auth(args) is False:
+            self._count_auth_failure()
+
+    def _count_auth_failure(self) -> None:
+        """Close the connection (421) once ``auth_failure_limit`` attempts have failed."""
+        self._auth_failures += 1
+        limit = self._auth_failure_limit
+        if limit is not None and self._auth_failures >= limit:
+            log.info("%r closed after %d failed AUTH attempts", self.session.peer, limit)
+            self._say(R.AUTH_TOO_MANY_FAILURES)
+            self._close_after_reply()
+
+    async def _run_auth(self, args: list[str]) -> bool | None:
+        """One AUTH exchange through a hook or a mechanism; every failure gets a reply.
+
+        Returns whether the client authenticated (for ``handle_AUTH``: got a 2xx);
+        ``None`` if no exchange took place (unknown mechanism: not a failed attempt).
+        """
         before = self._final_replies
         if "AUTH" in self._handle_hooks:
             status = await self._call_handler_hook("AUTH", args)
@@ -621,11 +652,12 @@ class SMTP(BuiltinMechanisms, SessionEngine):
                 await self.push(status)
             elif self._final_replies == before:
                 self._say(R.AUTH_FAILED)
-            return
+            text = status.decode("utf-8", "replace") if isinstance(status, bytes) else status
+            return isinstance(text, str) and text.startswith("2")
         where = self._auth_methods.get(args[0])
         if where is None:
             self._say(R.AUTH_UNRECOGNIZED)
-            return
+            return None
         on_handler, attribute = where
         method = getattr(self.event_handler if on_handler else self, attribute)
         result = await method(self, args)
@@ -643,6 +675,7 @@ class SMTP(BuiltinMechanisms, SessionEngine):
         else:
             self._auth_succeeded(None, None, self._final_replies != before)
             self.session._login_data = result
+        return bool(self.session.authenticated)
 
     def _auth_succeeded(self, auth_data: Any, message: str | None, replied: bool) -> None:
         self.session.authenticated = True

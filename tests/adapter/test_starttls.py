@@ -35,11 +35,13 @@ class TLSHandler(Recorder):
 
 
 def fake_upgrade(early: bytes = b"", fail: bool = False) -> Any:
-    async def upgrade(transport: Any, protocol: Any, context: Any) -> MemoryTransport:
+    async def upgrade(transport: Any, protocol: Any, context: Any, *_: Any) -> MemoryTransport:
         await asyncio.sleep(0)
         if fail:
             transport.close()
             raise TLSSetupException("handshake failed")
+        # As loop.start_tls does: the TLS layer takes the cleartext transport over.
+        transport.set_protocol(asyncio.Protocol())
         new = MemoryTransport(extra={"ssl_object": object(), "cipher": ("C", "TLSv1.3", 256)})
         new.set_protocol(protocol)
         # Decrypted bytes delivered before the session task resumes (TLS 1.3 early EHLO).

@@ -121,6 +121,7 @@ AUTH_BAD_BASE64 = _r(501, "Can't decode base64", "5.5.2", always=True)
 AUTH_CANT_SPLIT = _r(501, "Can't split auth value", "5.5.2", always=True)
 AUTH_TOO_MANY_FAILURES = _r(421, "Too many authentication failures", "4.7.0", always=True)
 AUTH_NOT_RECOGNIZED_HELO = _r(500, "Error: command 'AUTH' not recognized", "5.5.1")
+AUTH_IN_TRANSACTION = _r(503, "AUTH not permitted during a mail transaction", "5.5.1", always=True)
 
 # --- added by the SMTP adapter (HELO / HELP texts of aiosmtpd 1.4) -------------------------
 HELO_OK = _r(250, "{hostname}")
