@@ -7,7 +7,9 @@ missing program is a failure, because ``.ci/run`` is supposed to install it.
 
 from __future__ import annotations
 
+import base64
 import importlib
+import logging
 import os
 import shutil
 from types import ModuleType
@@ -39,3 +41,35 @@ def require_module(name: str) -> ModuleType:
         if in_ci():
             pytest.fail(message)
         pytest.skip(message)
+
+
+#: Every password the test suite authenticates with (in any test, any mechanism); the
+#: suite-wide guard in tests/conftest.py fails a test whose logs contain one of them.
+TEST_PASSWORDS = ("secret", "Wire-Pa55w0rd", "wonderland", "Mem0ry-Pa55", "nope")
+TEST_USERS = ("alice",)
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode("ascii")
+
+
+def credential_forms(password: str, users: tuple[str, ...] = TEST_USERS) -> set[str]:
+    """The strings that would betray ``password``: clear, LOGIN's and PLAIN's base64."""
+    raw = password.encode()
+    forms = {password, _b64(raw)}
+    for user in users:
+        forms.add(_b64(b"\0" + user.encode() + b"\0" + raw))
+        forms.add(_b64(user.encode() + b"\0" + user.encode() + b"\0" + raw))
+    return forms
+
+
+def leaked_credentials(text: str, passwords: tuple[str, ...] = TEST_PASSWORDS) -> list[str]:
+    return sorted(form for p in passwords for form in credential_forms(p) if form in text)
+
+
+def record_text(record: logging.LogRecord) -> str:
+    """Everything a log record could put in a log file: message, arguments, traceback."""
+    parts = [record.getMessage(), repr(record.args)]
+    if record.exc_info:
+        parts.append(logging.Formatter().formatException(record.exc_info))
+    return "\n".join(parts)

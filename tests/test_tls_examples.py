@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
+from tests.support import leaked_credentials
 from tests.test_cli import TIMEOUT
 from tests.test_examples import listening_port, load_example, start_example, stop_cleanly
-from tests.wire.conftest import leaked_credentials
 
 PASSWORD = "wonderland"  # USERS["alice"] in the example
 MESSAGE = "From: alice@example.org\r\nSubject: tls\r\n\r\nHello over TLS.\r\n"

@@ -12,7 +12,7 @@ import pytest
 
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import AUTH_FAILURE_LIMIT_DEFAULT, SMTP, AuthResult, LoginPassword
-from tests.wire.conftest import leaked_credentials
+from tests.support import leaked_credentials
 
 from .util import connect
 
@@ -170,6 +170,7 @@ async def test_no_credentials_in_any_log_record(caplog: pytest.LogCaptureFixture
     assert leaked_credentials(caplog.text, (PASSWORD,)) == []
 
 
+@pytest.mark.credentials_logged_on_purpose
 @pytest.mark.asyncio
 async def test_the_leak_check_catches_a_logging_mechanism(
     caplog: pytest.LogCaptureFixture,

@@ -274,13 +274,13 @@ def test_login_data_logs_deprecation(caplog: pytest.LogCaptureFixture) -> None:
 async def test_exception_default_reply_and_traceback(caplog: pytest.LogCaptureFixture) -> None:
     class Broken:
         async def handle_NOOP(self, *args: Any) -> str:
-            raise ValueError("secret internals")
+            raise ValueError("private internals")
 
     async with connect(Broken()) as client:
         with caplog.at_level(logging.ERROR, logger="mail.log"):
             reply = await client.command("NOOP")
         assert (reply.code, reply.text) == (451, "4.3.0 Error: local error in processing")
-        assert "secret" not in client.transport.output.decode()
+        assert "private" not in client.transport.output.decode()
         assert (await client.command("NOOP")).code == 451
     assert any(r.exc_info and r.exc_info[0] is ValueError for r in caplog.records)
 

@@ -1,60 +1,14 @@
-"""Wire-test fixtures: trustme certificates, and a guard that no credential reaches a log.
+"""Wire-test fixtures: trustme certificates.
 
-``no_credentials_in_logs`` is autouse: every test in ``tests/wire`` runs with ALL logging
-captured at DEBUG, and fails if any record (message, arguments or traceback) contains a
-known test password in clear or in one of the base64 forms a client sends it in.
+(The guard that no credential reaches a log is suite-wide: see tests/conftest.py.)
 """
 
 from __future__ import annotations
 
-import base64
-import logging
 import ssl
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-#: Passwords the wire tests use; none may ever appear in a log.
-TEST_PASSWORDS = ("secret", "Wire-Pa55w0rd")
-TEST_USERS = ("alice",)
-
-
-def _b64(raw: bytes) -> str:
-    return base64.b64encode(raw).decode("ascii")
-
-
-def credential_forms(password: str, users: tuple[str, ...] = TEST_USERS) -> set[str]:
-    """The strings that would betray ``password``: clear, LOGIN's and PLAIN's base64."""
-    raw = password.encode()
-    forms = {password, _b64(raw)}
-    for user in users:
-        forms.add(_b64(b"\0" + user.encode() + b"\0" + raw))
-        forms.add(_b64(user.encode() + b"\0" + user.encode() + b"\0" + raw))
-    return forms
-
-
-def leaked_credentials(text: str, passwords: tuple[str, ...] = TEST_PASSWORDS) -> list[str]:
-    return sorted(form for p in passwords for form in credential_forms(p) if form in text)
-
-
-def _record_text(record: logging.LogRecord) -> str:
-    parts = [record.getMessage(), repr(record.args)]
-    if record.exc_info:
-        parts.append(logging.Formatter().formatException(record.exc_info))
-    return "\n".join(parts)
-
-
-@pytest.fixture(autouse=True)
-def no_credentials_in_logs(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
-    caplog.set_level(logging.DEBUG)
-    for name in ("mail.log", "mail.debug", "asyncio"):
-        caplog.set_level(logging.DEBUG, logger=name)
-    yield
-    text = "\n".join(_record_text(record) for record in caplog.records)
-    leaked = leaked_credentials(text)
-    if leaked:
-        pytest.fail(f"credentials in the logs: {leaked}")
 
 
 @pytest.fixture(scope="module")

@@ -14,9 +14,8 @@ from typing import Any
 import pytest
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
-from tests.support import require_program
+from tests.support import leaked_credentials, require_program
 from tests.test_cli import TIMEOUT, running
-from tests.wire.conftest import leaked_credentials
 from tests.wire.test_tls_attacks import serve
 
 pytestmark = pytest.mark.wire
