@@ -31,6 +31,7 @@ from typing import Any
 
 from . import __version__, _hooks
 from . import _compat as compat
+from . import _extensions as ext
 from ._core import replies as R
 from ._core import syntax as S
 from ._core.connection import CoreConfig, ServerConnection
@@ -122,6 +123,8 @@ def _core_config(
     command_size_limit: int,
     mail_esmtp_extra: int,
     smtputf8: bool,
+    *,
+    rcpt_esmtp_extra: int = 0,
 ) -> CoreConfig:
     # CoreConfig is immutable: connections with the same settings share one instead of
     # building and validating a new one per connection.
@@ -131,6 +134,7 @@ def _core_config(
         command_size_limit=command_size_limit,
         mail_esmtp_extra=mail_esmtp_extra,
         smtputf8=smtputf8,
+        rcpt_esmtp_extra=rcpt_esmtp_extra,
     )
 
 
@@ -145,6 +149,8 @@ class SMTP(BuiltinMechanisms, SessionEngine):
     AuthLoginPasswordChallenge = "Password:"
     #: Advertise PIPELINING (RFC 2920) in EHLO (DECISIONS "Additions").
     advertise_pipelining = True
+    #: The transaction whose MAIL said ``BODY=BINARYMIME`` (it must use BDAT, RFC 3030 §3).
+    _binarymime_envelope: Envelope | None = None
 
     def __init__(
         self,
@@ -168,6 +174,10 @@ class SMTP(BuiltinMechanisms, SessionEngine):
         loop: asyncio.AbstractEventLoop | None = None,
         connection_limiter: ConnectionLimiter | None = None,
         proxy_tls_context: ssl.SSLContext | None = None,
+        enhanced_status_codes: bool = False,
+        enable_DSN: bool = False,
+        enable_REQUIRETLS: bool = False,
+        enable_CHUNKING: bool = False,
     ) -> None:
         self.__ident__ = ident or __ident__
         self._loop = loop
@@ -212,6 +222,11 @@ class SMTP(BuiltinMechanisms, SessionEngine):
             raise ValueError("proxy_tls_context needs proxy_protocol_timeout")
         #: Implicit TLS that starts after the PROXY header (a listener without ssl=).
         self._tls_after_proxy = proxy_tls_context
+        # The opt-in extensions (DECISIONS "Additions"; docs/extensions.rst).
+        self.enhanced_status_codes = enhanced_status_codes
+        self.enable_DSN = enable_DSN
+        self.enable_REQUIRETLS = enable_REQUIRETLS
+        self.enable_CHUNKING = enable_CHUNKING
 
         self._handle_hooks = _hooks.bind_hooks(handler)
         self._ehlo_hook_arity = 5
@@ -249,6 +264,8 @@ class SMTP(BuiltinMechanisms, SessionEngine):
         limits = dict.fromkeys(self._smtp_methods, self.command_size_limit)
         if self.session is not None and self.session.extended_smtp:
             limits["MAIL"] += self._mail_esmtp_extra()
+            if "RCPT" in limits:
+                limits["RCPT"] += self._rcpt_esmtp_extra()
         return limits
 
     @property
@@ -263,11 +280,20 @@ class SMTP(BuiltinMechanisms, SessionEngine):
                 self.command_size_limit,
                 self._mail_esmtp_extra(),
                 self.enable_SMTPUTF8,
+                rcpt_esmtp_extra=self._rcpt_esmtp_extra(),
             )
         )
 
     def _mail_esmtp_extra(self) -> int:
-        return (26 if self.data_size_limit else 0) + (10 if self.enable_SMTPUTF8 else 0)
+        return (
+            (26 if self.data_size_limit else 0)
+            + (10 if self.enable_SMTPUTF8 else 0)
+            + (ext.DSN_MAIL_EXTRA if self.enable_DSN else 0)
+            + (ext.REQUIRETLS_MAIL_EXTRA if self.enable_REQUIRETLS else 0)
+        )
+
+    def _rcpt_esmtp_extra(self) -> int:
+        return ext.DSN_RCPT_EXTRA if self.enable_DSN else 0
 
     # --- commands ----------------------------------------------------------------------------
     @syntax("HELO hostname")
@@ -280,7 +306,7 @@ class SMTP(BuiltinMechanisms, SessionEngine):
         status = await self._call_handler_hook("HELO", hostname)
         if status is MISSING:
             self.session.host_name = hostname
-            status = _reply(R.HELO_OK, hostname=self.hostname)
+            status = self._render(R.HELO_OK, hostname=self.hostname)
         await self.push(status)
 
     @syntax("EHLO hostname")
@@ -326,16 +352,39 @@ class SMTP(BuiltinMechanisms, SessionEngine):
             lines.append("250-SMTPUTF8")
         if self.advertise_pipelining:
             lines.append("250-PIPELINING")
+        lines.extend(self._extension_ehlo_lines())
         if self.tls_context and not self._tls_active:
             lines.append("250-STARTTLS")
         if not self._auth_require_tls or self._tls_active:
             lines.append("250-AUTH " + " ".join(sorted(self._auth_methods)))
         return lines
 
+    def _extension_ehlo_lines(self) -> list[str]:
+        """The opt-in extensions' EHLO lines (all off by default: 1.4's EHLO unchanged)."""
+        lines = []
+        if self.enhanced_status_codes:
+            lines.append("250-ENHANCEDSTATUSCODES")
+        if self.enable_DSN:
+            lines.append("250-DSN")
+        if self.enable_CHUNKING:
+            lines.append("250-CHUNKING")
+            if not self._decode_data:
+                lines.append("250-BINARYMIME")
+        if self._requiretls_offered():
+            lines.append("250-REQUIRETLS")
+        return lines
+
+    def _requiretls_offered(self) -> bool:
+        """RFC 8689 §4: REQUIRETLS is offered only on a connection already under TLS."""
+        return self.enable_REQUIRETLS and self._tls_active
+
+    def _binarymime_offered(self) -> bool:
+        return self.enable_CHUNKING and not self._decode_data
+
     @syntax("NOOP [ignored]")
     async def smtp_NOOP(self, arg: str | None) -> None:
         status = await self._call_handler_hook("NOOP", arg)
-        await self.push(_reply(R.OK) if status is MISSING else status)
+        await self.push(self._render(R.OK) if status is MISSING else status)
 
     @syntax("QUIT")
     async def smtp_QUIT(self, arg: str | None) -> None:
@@ -343,7 +392,7 @@ class SMTP(BuiltinMechanisms, SessionEngine):
             self._say(R.QUIT_SYNTAX)
             return
         status = await self._call_handler_hook("QUIT")
-        await self.push(_reply(R.BYE) if status is MISSING else status)
+        await self.push(self._render(R.BYE) if status is MISSING else status)
         self._close_after_reply()
 
     @syntax("STARTTLS", when="tls_context")
@@ -409,7 +458,7 @@ class SMTP(BuiltinMechanisms, SessionEngine):
             self._say(R.VRFY_COULD_NOT, arg=arg)
             return
         status = await self._call_handler_hook("VRFY", parsed[0])
-        await self.push(_reply(R.VRFY_CANNOT) if status is MISSING else status)
+        await self.push(self._render(R.VRFY_CANNOT) if status is MISSING else status)
 
     def _parse_path_arg(
         self, arg: str | None, keyword: str, syntax_error: R.Reply
@@ -461,12 +510,13 @@ class SMTP(BuiltinMechanisms, SessionEngine):
                 self._say(R.SMTPUTF8_DISABLED)
                 return
         body = values.pop("BODY", None)
+        bodies = ("7BIT", "8BITMIME", "BINARYMIME") if self._binarymime_offered() else None
         if (
             body is not None
             and not self._decode_data
-            and (not isinstance(body, str) or body.upper() not in ("7BIT", "8BITMIME"))
+            and (not isinstance(body, str) or body.upper() not in (bodies or ("7BIT", "8BITMIME")))
         ):
-            self._say(R.BAD_BODY)
+            self._say(R.BAD_BODY_BINARYMIME if bodies else R.BAD_BODY)
             return
         size = values.pop("SIZE", None)
         if size is not None:
@@ -476,15 +526,24 @@ class SMTP(BuiltinMechanisms, SessionEngine):
             if self.data_size_limit and int(size) > self.data_size_limit:
                 self._say(R.SIZE_EXCEEDS_LIMIT)
                 return
+        options = ext.take_mail_params(
+            values, params.options, dsn=self.enable_DSN, requiretls=self._requiretls_offered()
+        )
+        if isinstance(options, R.Reply):
+            self._say(options)
+            return
         if values:
             self._say(R.MAIL_PARAMS_UNRECOGNIZED)
             return
         self.envelope.smtp_utf8 = smtputf8 is True
-        status = await self._call_handler_hook("MAIL", address, params.options)
+        status = await self._call_handler_hook("MAIL", address, options)
         if status is MISSING:
             self.envelope.mail_from = address
-            self.envelope.mail_options.extend(params.options)
-            status = _reply(R.OK)
+            self.envelope.mail_options.extend(options)
+            self._binarymime_envelope = (
+                self.envelope if isinstance(body, str) and body.upper() == "BINARYMIME" else None
+            )
+            status = self._render(R.OK)
         await self.push(status)
 
     @syntax("RCPT TO: <address>", extended=" [SP <mail-parameters>]")
@@ -501,14 +560,19 @@ class SMTP(BuiltinMechanisms, SessionEngine):
         if parsed is None:
             return
         address, params = parsed
-        if params.options:
+        values = dict(params.values)
+        options = ext.take_rcpt_params(values, params.options, dsn=self.enable_DSN)
+        if isinstance(options, R.Reply):
+            self._say(options)
+            return
+        if values:
             self._say(R.RCPT_PARAMS_UNRECOGNIZED)
             return
-        status = await self._call_handler_hook("RCPT", address, params.options)
+        status = await self._call_handler_hook("RCPT", address, options)
         if status is MISSING:
             self.envelope.rcpt_tos.append(address)
-            self.envelope.rcpt_options.extend(params.options)
-            status = _reply(R.OK)
+            self.envelope.rcpt_options.extend(options)
+            status = self._render(R.OK)
         await self.push(status)
 
     @syntax("RSET")
@@ -521,7 +585,7 @@ class SMTP(BuiltinMechanisms, SessionEngine):
             compat.warn_deprecated(compat.RSET_HOOK)
             await self.rset_hook()
         status = await self._call_handler_hook("RSET")
-        await self.push(_reply(R.OK) if status is MISSING else status)
+        await self.push(self._render(R.OK) if status is MISSING else status)
 
     @syntax("DATA")
     async def smtp_DATA(self, arg: str | None) -> None:
@@ -535,6 +599,9 @@ class SMTP(BuiltinMechanisms, SessionEngine):
         if arg:
             self._say(R.DATA_SYNTAX)
             return
+        if self._binarymime_envelope is self.envelope:
+            self._say(R.BDAT_BINARYMIME_NEEDS_BDAT)
+            return
         self._say(R.START_DATA)
         await self._receive_and_deliver()
 
@@ -547,7 +614,7 @@ class SMTP(BuiltinMechanisms, SessionEngine):
         if isinstance(received, EndOfData):
             assert received.error is not None
             self._set_rset_state()
-            await self._push_data_replies(_reply(received.error), envelope)
+            await self._push_data_replies(self._render(received.error), envelope)
             return
         content, _ = received
         if self._decode_data:
@@ -559,7 +626,7 @@ class SMTP(BuiltinMechanisms, SessionEngine):
                 )
             except UnicodeDecodeError:
                 # 1.4 kept the envelope here (quirk 14): the client may RSET or retry.
-                await self._push_data_replies(_reply(R.STRICT_ASCII), envelope)
+                await self._push_data_replies(self._render(R.STRICT_ASCII), envelope)
                 return
         else:
             envelope.content = content
@@ -579,7 +646,7 @@ class SMTP(BuiltinMechanisms, SessionEngine):
             return await self._call_handler_hook("DATA")
         process_message = getattr(self.event_handler, "process_message", None)
         if process_message is None:
-            return _reply(R.OK)
+            return self._render(R.OK)
         compat.warn_deprecated(compat.PROCESS_MESSAGE)
         envelope = self.envelope
         result = process_message(
@@ -587,7 +654,7 @@ class SMTP(BuiltinMechanisms, SessionEngine):
         )
         if inspect.isawaitable(result):
             result = await result
-        return _reply(R.OK) if result is None else result
+        return self._render(R.OK) if result is None else result
 
     async def _push_data_replies(self, status: Any, envelope: Envelope) -> None:
         """SMTP sends one reply after DATA; LMTP overrides this (one per recipient)."""

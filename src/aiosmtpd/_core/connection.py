@@ -83,6 +83,8 @@ class CoreConfig:
     auth_line_limit: int = AUTH_LINE_LIMIT
     #: Decode command lines as UTF-8 with ``surrogateescape`` instead of strict ASCII.
     smtputf8: bool = False
+    #: Extra octets RCPT may use after a successful EHLO/LHLO (DSN's NOTIFY and ORCPT).
+    rcpt_esmtp_extra: int = 0
 
     def __post_init__(self) -> None:
         if self.data_size_limit is not None and self.data_size_limit < 0:
@@ -91,8 +93,8 @@ class CoreConfig:
         for name in ("line_length_limit", "command_size_limit", "auth_line_limit"):
             if getattr(self, name) < 3:
                 raise ValueError(f"{name} must be at least 3")
-        if self.mail_esmtp_extra < 0:
-            raise ValueError("mail_esmtp_extra must be >= 0")
+        if self.mail_esmtp_extra < 0 or self.rcpt_esmtp_extra < 0:
+            raise ValueError("mail_esmtp_extra and rcpt_esmtp_extra must be >= 0")
 
 
 class ServerConnection:
@@ -258,6 +260,8 @@ class ServerConnection:
             return config.auth_line_limit
         if verb == b"MAIL" and self._esmtp:
             return config.command_size_limit + config.mail_esmtp_extra
+        if verb == b"RCPT" and self._esmtp:
+            return config.command_size_limit + config.rcpt_esmtp_extra
         return config.command_size_limit
 
     def _pending_line_limit(self) -> int:
@@ -270,6 +274,7 @@ class ServerConnection:
             return max(
                 config.auth_line_limit,
                 config.command_size_limit + config.mail_esmtp_extra,
+                config.command_size_limit + config.rcpt_esmtp_extra,
             )
         if head[-1:] == b" ":
             return self._limit_for(head[:-1])
