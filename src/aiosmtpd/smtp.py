@@ -32,6 +32,7 @@ from typing import Any
 from . import __version__, _hooks
 from . import _compat as compat
 from . import _extensions as ext
+from ._chunking import ChunkingMixin
 from ._core import replies as R
 from ._core import syntax as S
 from ._core.connection import CoreConfig, ServerConnection
@@ -138,7 +139,7 @@ def _core_config(
     )
 
 
-class SMTP(BuiltinMechanisms, SessionEngine):
+class SMTP(BuiltinMechanisms, ChunkingMixin, SessionEngine):
     """An SMTP server protocol (RFC 5321), aiosmtpd 1.4 compatible."""
 
     command_size_limit = 512
@@ -149,6 +150,10 @@ class SMTP(BuiltinMechanisms, SessionEngine):
     AuthLoginPasswordChallenge = "Password:"
     #: Advertise PIPELINING (RFC 2920) in EHLO (DECISIONS "Additions").
     advertise_pipelining = True
+    #: The opt-in extensions' switches (keyword arguments of the same names).
+    enable_DSN = False
+    enable_REQUIRETLS = False
+    enable_CHUNKING = False
     #: The transaction whose MAIL said ``BODY=BINARYMIME`` (it must use BDAT, RFC 3030 §3).
     _binarymime_envelope: Envelope | None = None
 
@@ -222,11 +227,17 @@ class SMTP(BuiltinMechanisms, SessionEngine):
             raise ValueError("proxy_tls_context needs proxy_protocol_timeout")
         #: Implicit TLS that starts after the PROXY header (a listener without ssl=).
         self._tls_after_proxy = proxy_tls_context
-        # The opt-in extensions (DECISIONS "Additions"; docs/extensions.rst).
-        self.enhanced_status_codes = enhanced_status_codes
-        self.enable_DSN = enable_DSN
-        self.enable_REQUIRETLS = enable_REQUIRETLS
-        self.enable_CHUNKING = enable_CHUNKING
+        # The opt-in extensions (DECISIONS "Additions"; docs/extensions.rst).  Their
+        # defaults are class attributes; only a switched-on one takes a slot in the
+        # instance dict, which keeps an idle connection as small as before.
+        for name, enabled in (
+            ("enhanced_status_codes", enhanced_status_codes),
+            ("enable_DSN", enable_DSN),
+            ("enable_REQUIRETLS", enable_REQUIRETLS),
+            ("enable_CHUNKING", enable_CHUNKING),
+        ):
+            if enabled:
+                setattr(self, name, True)
 
         self._handle_hooks = _hooks.bind_hooks(handler)
         self._ehlo_hook_arity = 5
@@ -238,6 +249,9 @@ class SMTP(BuiltinMechanisms, SessionEngine):
             elif self._ehlo_hook_arity != 5:
                 raise RuntimeError("Unsupported EHLO Hook")
         self._smtp_methods = _hooks.verb_table(type(self))
+        if not enable_CHUNKING and self._smtp_methods.get("BDAT") is ChunkingMixin.smtp_BDAT:
+            # BDAT stays an unknown command, as in 1.4, unless CHUNKING is enabled.
+            self._smtp_methods = _without_bdat(type(self))
         self._auth_methods = exclude_mechanisms(
             mechanism_table(type(self), handler), auth_exclude_mechanism
         )
@@ -602,6 +616,9 @@ class SMTP(BuiltinMechanisms, SessionEngine):
         if self._binarymime_envelope is self.envelope:
             self._say(R.BDAT_BINARYMIME_NEEDS_BDAT)
             return
+        if self._current_transfer() is not None:
+            self._say(R.BDAT_DATA_AFTER_BDAT)
+            return
         self._say(R.START_DATA)
         await self._receive_and_deliver()
 
@@ -616,7 +633,11 @@ class SMTP(BuiltinMechanisms, SessionEngine):
             self._set_rset_state()
             await self._push_data_replies(self._render(received.error), envelope)
             return
-        content, _ = received
+        await self._deliver_content(received[0])
+
+    async def _deliver_content(self, content: bytes) -> None:
+        """Deliver a complete message (after DATA or the LAST BDAT) and reply."""
+        envelope = self.envelope
         if self._decode_data:
             try:
                 envelope.content = (
@@ -757,6 +778,18 @@ class SMTP(BuiltinMechanisms, SessionEngine):
     async def _auth_interact(self, msg: str | bytes) -> bytes | _Missing:
         compat.warn_deprecated(compat.AUTH_INTERACT)
         return await self.challenge_auth(msg, encode_to_b64=False)
+
+
+_VERB_TABLES_WITHOUT_BDAT: dict[type, dict[str, Callable[..., Any]]] = {}
+
+
+def _without_bdat(server_type: type) -> dict[str, Callable[..., Any]]:
+    # One table per class, not one per connection (memory per idle connection).
+    table = _VERB_TABLES_WITHOUT_BDAT.get(server_type)
+    if table is None:
+        table = {v: m for v, m in _hooks.verb_table(server_type).items() if v != "BDAT"}
+        _VERB_TABLES_WITHOUT_BDAT[server_type] = table
+    return table
 
 
 def _parse_call_limit(

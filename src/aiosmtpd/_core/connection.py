@@ -28,13 +28,14 @@ from dataclasses import dataclass
 from typing import Final
 
 from . import replies
-from .data import DotDataReader
+from .data import ChunkReader, DotDataReader
 from .events import (
     NEED_DATA,
     PAUSED,
     AuthLine,
     Command,
     ConnectionClosed,
+    EndOfChunk,
     EndOfData,
     Event,
     Rejected,
@@ -44,6 +45,7 @@ from .limits import AUTH_LINE_LIMIT, COMMAND_LINE_LIMIT, DATA_LINE_LIMIT, DATA_S
 from .state import (
     MODE_CHANGING_VERBS,
     Action,
+    CoreUsageError,
     Input,
     Mode,
     classify_reply,
@@ -128,7 +130,7 @@ class ServerConnection:
         self._awaiting_reply = False
         #: The head of an over-long line was rejected; drop octets up to its LF.
         self._skipping_line = False
-        self._data_reader: DotDataReader | None = None
+        self._data_reader: DotDataReader | ChunkReader | None = None
 
     # --- public API ---------------------------------------------------------------------
 
@@ -185,6 +187,24 @@ class ServerConnection:
         """The driver is closing the connection: parse nothing more, ever."""
         _, self._mode = transition(self._mode, Input.DRIVER_CLOSE)
         self._drop_buffer()
+
+    def start_chunk(self, size: int, room: int | None = None, *, discard: bool = False) -> None:
+        """The driver took a ``BDAT size`` command: the next ``size`` octets are its chunk.
+
+        Call it while ``BDAT`` is the current command, before or after replying to it.
+        ``room``: octets the message may still grow by (``None``: unlimited); ``discard``:
+        consume the chunk without handing it out (a refused BDAT).
+        """
+        if size < 0 or (room is not None and room < 0):
+            raise ValueError("size and room must be >= 0")
+        action, mode = transition(self._mode, Input.START_CHUNK)
+        if action is not Action.START_CHUNK:
+            return
+        if self._current_verb != "BDAT":
+            raise CoreUsageError("start_chunk() is only allowed while BDAT is served")
+        self._mode = mode
+        self._data_reader = ChunkReader(size, room, discard)
+        self._awaiting_reply = False
 
     def tls_established(self) -> None:
         """The STARTTLS handshake completed: start afresh in command mode (RFC 3207 §4.2)."""
@@ -295,7 +315,7 @@ class ServerConnection:
             return NEED_DATA
         if isinstance(event, ConnectionClosed):
             return self._peer_closed()
-        if not isinstance(event, EndOfData):
+        if not isinstance(event, EndOfData | EndOfChunk):
             return event
         _, self._mode = transition(self._mode, Input.DATA_END)
         self._data_reader = None
