@@ -21,17 +21,31 @@ from __future__ import annotations
 import io
 import logging
 import re
-from typing import Final
+from collections.abc import Callable
+from typing import Any, Final
 
 from ._core import replies as R
 from ._core.events import ConnectionClosed, DataChunk, EndOfChunk
 from ._engine import Envelope, SessionEngine, _ConnectionGone, syntax
+from ._hooks import verb_table
 
 log = logging.getLogger("mail.log")
 
 #: ``BDAT`` argument (RFC 3030 §2): chunk-size = 1*DIGIT, then optional ``LAST``.  The
 #: size is capped at 18 digits so that parsing it is cheap whatever the client sends.
 _BDAT_ARG: Final = re.compile(r"([0-9]{1,18})(?: +(LAST))?", re.IGNORECASE)
+
+
+_VERB_TABLES_WITHOUT_BDAT: dict[type, dict[str, Callable[..., Any]]] = {}
+
+
+def verb_table_without_bdat(server_type: type) -> dict[str, Callable[..., Any]]:
+    # One table per class, not one per connection (memory per idle connection).
+    table = _VERB_TABLES_WITHOUT_BDAT.get(server_type)
+    if table is None:
+        table = {v: m for v, m in verb_table(server_type).items() if v != "BDAT"}
+        _VERB_TABLES_WITHOUT_BDAT[server_type] = table
+    return table
 
 
 class ChunkTransfer:

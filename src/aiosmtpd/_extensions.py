@@ -1,22 +1,26 @@
-"""The MAIL/RCPT parameters of the opt-in ESMTP extensions: DSN (RFC 3461), REQUIRETLS
-(RFC 8689) and ``BODY=BINARYMIME`` (RFC 3030).
+"""The opt-in ESMTP extensions' switches, EHLO lines and MAIL/RCPT parameters:
+ENHANCEDSTATUSCODES (RFC 2034), DSN (RFC 3461), REQUIRETLS (RFC 8689), CHUNKING and
+``BODY=BINARYMIME`` (RFC 3030; BDAT itself is in ``_chunking``).
 
-Owns: taking the parameters of the *enabled* extensions out of a command's parameter
-table, validating them (a named 501 reply on a bad or repeated value) and producing the
-option list handed to ``handle_MAIL``/``handle_RCPT`` and kept on the envelope.
+Owns: ``ExtensionsMixin`` (the switches' defaults, which extension is offered when, and
+the EHLO lines), and, as pure functions, taking the parameters of the *enabled*
+extensions out of a command's parameter table, validating them (a named 501 reply on a
+bad or repeated value) and producing the option list handed to ``handle_MAIL`` /
+``handle_RCPT`` and kept on the envelope.
 Invariants: a parameter of an extension that is not enabled is left in the table, so the
 caller answers it 555 as aiosmtpd 1.4 did (DECISIONS row 12).  Options keep 1.4's form,
 ``KEY=VALUE`` upper-cased, except the values of ENVID and ORCPT: they are case-sensitive
 (RFC 3461 §4.2, §4.4), so they keep the case sent and are xtext-decoded.
-Must not know: sessions, transports, hooks, reply sending.
+Must not know: transports, hooks, reply sending (the functions know no session either).
 """
 
 from __future__ import annotations
 
 from ._core import replies as R
 from ._core import syntax as S
+from ._engine import SessionEngine
 
-__all__ = ["take_mail_params", "take_rcpt_params"]
+__all__ = ["ExtensionsMixin", "take_mail_params", "take_rcpt_params"]
 
 _DSN_MAIL = ("RET", "ENVID")
 _DSN_RCPT = ("NOTIFY", "ORCPT")
@@ -27,6 +31,39 @@ _DSN_RCPT = ("NOTIFY", "ORCPT")
 DSN_MAIL_EXTRA = 16 + S.ENVID_MAX
 DSN_RCPT_EXTRA = 36 + S.ORCPT_MAX
 REQUIRETLS_MAIL_EXTRA = 11
+
+
+class ExtensionsMixin(SessionEngine):
+    """Mixed into ``SMTP``: which opt-in extension is offered, and its EHLO line."""
+
+    # The switches (keyword arguments of ``SMTP`` with the same names).  Class-level
+    # defaults: only a switched-on one takes a slot in a connection's instance dict.
+    enable_DSN = False
+    enable_REQUIRETLS = False
+    enable_CHUNKING = False
+    _decode_data: bool
+
+    def _extension_ehlo_lines(self) -> list[str]:
+        """The opt-in extensions' EHLO lines (all off by default: 1.4's EHLO unchanged)."""
+        lines = []
+        if self.enhanced_status_codes:
+            lines.append("250-ENHANCEDSTATUSCODES")
+        if self.enable_DSN:
+            lines.append("250-DSN")
+        if self.enable_CHUNKING:
+            lines.append("250-CHUNKING")
+            if not self._decode_data:
+                lines.append("250-BINARYMIME")
+        if self._requiretls_offered():
+            lines.append("250-REQUIRETLS")
+        return lines
+
+    def _requiretls_offered(self) -> bool:
+        """RFC 8689 §4: REQUIRETLS is offered only on a connection already under TLS."""
+        return self.enable_REQUIRETLS and self._tls_active
+
+    def _binarymime_offered(self) -> bool:
+        return self.enable_CHUNKING and not self._decode_data
 
 
 def _duplicate(options: list[str], keywords: tuple[str, ...]) -> R.Reply | None:

@@ -11,7 +11,10 @@ The connection plumbing (session task, reply buffering, timers, back-pressure) i
 Invariants: arguments are parsed only by ``aiosmtpd._core.syntax``; every reply the
 library sends is a named ``Reply``; a failed AUTH and a failing hook always get a reply.
 EHLO order: 1.4's lines in 1.4's order, with ``250-PIPELINING`` right after
-``250-SMTPUTF8`` (i.e. after the last line 1.4 always had, before STARTTLS/AUTH).
+``250-SMTPUTF8`` (i.e. after the last line 1.4 always had, before STARTTLS/AUTH), then
+the opt-in extensions (off by default; docs/extensions.rst): ENHANCEDSTATUSCODES, DSN,
+CHUNKING, BINARYMIME, REQUIRETLS.  Their MAIL/RCPT parameters are checked in
+``_extensions``, BDAT lives in ``_chunking``.
 
 Must not know: how the server is bound or run (controller), what handlers do.
 """
@@ -32,7 +35,7 @@ from typing import Any
 from . import __version__, _hooks
 from . import _compat as compat
 from . import _extensions as ext
-from ._chunking import ChunkingMixin
+from ._chunking import ChunkingMixin, verb_table_without_bdat
 from ._core import replies as R
 from ._core import syntax as S
 from ._core.connection import CoreConfig, ServerConnection
@@ -139,7 +142,7 @@ def _core_config(
     )
 
 
-class SMTP(BuiltinMechanisms, ChunkingMixin, SessionEngine):
+class SMTP(BuiltinMechanisms, ChunkingMixin, ext.ExtensionsMixin, SessionEngine):
     """An SMTP server protocol (RFC 5321), aiosmtpd 1.4 compatible."""
 
     command_size_limit = 512
@@ -150,10 +153,6 @@ class SMTP(BuiltinMechanisms, ChunkingMixin, SessionEngine):
     AuthLoginPasswordChallenge = "Password:"
     #: Advertise PIPELINING (RFC 2920) in EHLO (DECISIONS "Additions").
     advertise_pipelining = True
-    #: The opt-in extensions' switches (keyword arguments of the same names).
-    enable_DSN = False
-    enable_REQUIRETLS = False
-    enable_CHUNKING = False
     #: The transaction whose MAIL said ``BODY=BINARYMIME`` (it must use BDAT, RFC 3030 §3).
     _binarymime_envelope: Envelope | None = None
 
@@ -251,7 +250,7 @@ class SMTP(BuiltinMechanisms, ChunkingMixin, SessionEngine):
         self._smtp_methods = _hooks.verb_table(type(self))
         if not enable_CHUNKING and self._smtp_methods.get("BDAT") is ChunkingMixin.smtp_BDAT:
             # BDAT stays an unknown command, as in 1.4, unless CHUNKING is enabled.
-            self._smtp_methods = _without_bdat(type(self))
+            self._smtp_methods = verb_table_without_bdat(type(self))
         self._auth_methods = exclude_mechanisms(
             mechanism_table(type(self), handler), auth_exclude_mechanism
         )
@@ -372,28 +371,6 @@ class SMTP(BuiltinMechanisms, ChunkingMixin, SessionEngine):
         if not self._auth_require_tls or self._tls_active:
             lines.append("250-AUTH " + " ".join(sorted(self._auth_methods)))
         return lines
-
-    def _extension_ehlo_lines(self) -> list[str]:
-        """The opt-in extensions' EHLO lines (all off by default: 1.4's EHLO unchanged)."""
-        lines = []
-        if self.enhanced_status_codes:
-            lines.append("250-ENHANCEDSTATUSCODES")
-        if self.enable_DSN:
-            lines.append("250-DSN")
-        if self.enable_CHUNKING:
-            lines.append("250-CHUNKING")
-            if not self._decode_data:
-                lines.append("250-BINARYMIME")
-        if self._requiretls_offered():
-            lines.append("250-REQUIRETLS")
-        return lines
-
-    def _requiretls_offered(self) -> bool:
-        """RFC 8689 §4: REQUIRETLS is offered only on a connection already under TLS."""
-        return self.enable_REQUIRETLS and self._tls_active
-
-    def _binarymime_offered(self) -> bool:
-        return self.enable_CHUNKING and not self._decode_data
 
     @syntax("NOOP [ignored]")
     async def smtp_NOOP(self, arg: str | None) -> None:
@@ -778,18 +755,6 @@ class SMTP(BuiltinMechanisms, ChunkingMixin, SessionEngine):
     async def _auth_interact(self, msg: str | bytes) -> bytes | _Missing:
         compat.warn_deprecated(compat.AUTH_INTERACT)
         return await self.challenge_auth(msg, encode_to_b64=False)
-
-
-_VERB_TABLES_WITHOUT_BDAT: dict[type, dict[str, Callable[..., Any]]] = {}
-
-
-def _without_bdat(server_type: type) -> dict[str, Callable[..., Any]]:
-    # One table per class, not one per connection (memory per idle connection).
-    table = _VERB_TABLES_WITHOUT_BDAT.get(server_type)
-    if table is None:
-        table = {v: m for v, m in _hooks.verb_table(server_type).items() if v != "BDAT"}
-        _VERB_TABLES_WITHOUT_BDAT[server_type] = table
-    return table
 
 
 def _parse_call_limit(

@@ -1,7 +1,8 @@
 """``ServerConnection``: the sans-I/O SMTP server protocol, bytes in, events out.
 
 Owns: the receive buffer, command-line framing and decoding, the per-verb command-length
-limits, the AUTH continuation line, the hand-off to the DATA reader (data.py), and the
+limits, the AUTH continuation line, the hand-off to the DATA readers (data.py: the
+dot-stuffed one after ``354``, the counted BDAT one after ``start_chunk``), and the
 mode changes implied by the replies the driver sends (through state.py's table).
 
 Theory of operation.  ``receive_data`` only appends to a ``bytearray``.  ``next_event``
@@ -15,7 +16,8 @@ it is rejected at once and the rest of it is skipped as it arrives: memory stays
 by that limit plus one receive.
 
 Invariants: the mode changes only through ``state.transition``.  Bytes received in
-TLS-pending or closed mode are dropped unseen.  ``Rejected`` and ``EndOfData`` clear the
+TLS-pending or closed mode are dropped unseen.  ``Rejected``, ``EndOfData`` and
+``EndOfChunk`` clear the
 current command, so a later ``354``/``220``/``221`` cannot be taken as its reply.
 Must not know: asyncio, ssl, sockets, logging, reply texts beyond the named replies,
 what a command means (syntax.py and the adapter do).

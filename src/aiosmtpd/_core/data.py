@@ -1,7 +1,9 @@
-"""The bulk reader for dot-stuffed DATA content (RFC 5321 §4.5.2).
+"""The readers of message content: dot-stuffed DATA (RFC 5321 §4.5.2) and BDAT chunks.
 
 Owns: finding the end of the message, unstuffing transparency dots, enforcing the DATA
-line-length and message-size limits, and counting the message size while it streams.
+line-length and message-size limits, and counting the message size while it streams;
+and ``ChunkReader``, which reads a counted, raw BDAT chunk (RFC 3030; see its
+docstring).  The rest of this header is about ``DotDataReader``.
 
 Theory of operation.  The reader works in place on the connection's receive buffer
 (``buf`` from index ``pos`` on) and never copies it whole.  Per call it does:
