@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from ._core import replies as R
-from ._core.events import ConnectionClosed, DataChunk, EndOfChunk
+from ._core.events import Command, ConnectionClosed, DataChunk, EndOfChunk
 from ._engine import Envelope, SessionEngine, _ConnectionGone, syntax
 from ._hooks import verb_table
 
@@ -64,6 +64,22 @@ class ChunkingMixin(SessionEngine):
 
     enable_CHUNKING: bool
     _chunk_transfer: ChunkTransfer | None = None
+    #: Whether ``smtp_BDAT`` ran for the BDAT command being served.
+    _bdat_served = False
+
+    async def _on_command(self, command: Command) -> None:
+        if command.verb != "BDAT" or not self.enable_CHUNKING:
+            await super()._on_command(command)
+            return
+        self._bdat_served = False
+        await super()._on_command(command)
+        if self._bdat_served or self._closing:
+            return
+        # A gate refused BDAT before smtp_BDAT ran (require_starttls, a failed TLS
+        # check, ...): its octets are on their way all the same and are not commands.
+        match = _BDAT_ARG.fullmatch(command.arg or "")
+        if match is not None:
+            await self._read_chunk(int(match.group(1)), None, discard=True)
 
     async def _deliver_content(self, content: bytes) -> None:
         raise NotImplementedError
@@ -78,6 +94,7 @@ class ChunkingMixin(SessionEngine):
 
     @syntax("BDAT <chunk-size> [LAST]", when="enable_CHUNKING")
     async def smtp_BDAT(self, arg: str | None) -> None:
+        self._bdat_served = True
         match = _BDAT_ARG.fullmatch(arg or "")
         if match is None:
             self._say(R.BDAT_SYNTAX)

@@ -527,13 +527,13 @@ class SMTP(BuiltinMechanisms, ChunkingMixin, ext.ExtensionsMixin, SessionEngine)
             self._say(R.MAIL_PARAMS_UNRECOGNIZED)
             return
         self.envelope.smtp_utf8 = smtputf8 is True
+        # Whether the MAIL hook or the library accepts it, this transaction must use BDAT.
+        binarymime = isinstance(body, str) and body.upper() == "BINARYMIME"
+        self._binarymime_envelope = self.envelope if binarymime else None
         status = await self._call_handler_hook("MAIL", address, options)
         if status is MISSING:
             self.envelope.mail_from = address
             self.envelope.mail_options.extend(options)
-            self._binarymime_envelope = (
-                self.envelope if isinstance(body, str) and body.upper() == "BINARYMIME" else None
-            )
             status = self._render(R.OK)
         await self.push(status)
 

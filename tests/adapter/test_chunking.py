@@ -240,3 +240,31 @@ async def test_user_subclass_bdat_is_kept() -> None:
 
     async with SMTPClient(Custom(Recorder(), hostname="mx.test")) as client:
         assert await lines(client, "BDAT 1") == ["250 custom"]
+
+
+@pytest.mark.asyncio
+async def test_bdat_refused_by_require_starttls_consumes_its_chunk() -> None:
+    import ssl
+
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    async with connect(tls_context=context, require_starttls=True, **CHUNKING) as client:
+        await client.command("EHLO c")
+        assert await bdat(client, b"NOOP\r\n") == "530 Must issue a STARTTLS command first"
+        assert await lines(client, "NOOP") == ["250 OK"]
+        assert await bdat(client, b"NOOP\r\n") == "530 Must issue a STARTTLS command first"
+        await client.send(b"BDAT x\r\n")
+        assert (await client.reply()).code == 530
+
+
+@pytest.mark.asyncio
+async def test_binarymime_recorded_when_a_mail_hook_accepts() -> None:
+    class MailHook(Recorder):
+        async def handle_MAIL(
+            self, server: SMTP, session: Any, envelope: Any, address: str, options: list[str]
+        ) -> str:
+            envelope.mail_from = address
+            return "250 OK"
+
+    async with connect(MailHook(), **CHUNKING) as client:
+        await transaction(client, "MAIL FROM:<a@example.com> BODY=BINARYMIME")
+        assert await lines(client, "DATA") == ["503 Error: BODY=BINARYMIME requires BDAT"]
