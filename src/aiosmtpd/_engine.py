@@ -202,6 +202,8 @@ class SessionEngine(asyncio.Protocol):
     _tls_after_proxy: Any
     #: Verbs ``require_starttls`` lets through before TLS (LMTP adds LHLO).
     allowed_before_starttls: frozenset[str] = frozenset(ALLOWED_BEFORE_STARTTLS)
+    #: ENHANCEDSTATUSCODES (RFC 2034): library replies carry their RFC 3463 code.
+    enhanced_status_codes: bool = False
 
     def _init_connection_state(self) -> None:
         self.transport: Any = None
@@ -370,7 +372,13 @@ class SessionEngine(asyncio.Protocol):
             self._flush()
 
     def _say(self, reply: R.Reply, **fields: Any) -> None:
-        self._send_line(_reply(reply, **fields).encode("utf-8"))
+        self._send_line(self._render(reply, **fields).encode("utf-8"))
+
+    def _render(self, reply: R.Reply, **fields: Any) -> str:
+        """A library reply as sent: with its RFC 3463 code if ENHANCEDSTATUSCODES is on."""
+        if fields:
+            reply = reply.with_text(reply.text.format(**fields))
+        return reply.render(self.enhanced_status_codes)
 
     def _flush(self) -> None:
         if not self._out:
@@ -631,7 +639,7 @@ class SessionEngine(asyncio.Protocol):
             self._conn.close()
         transport = self._active_transport
         if transport is not None and not transport.is_closing():
-            transport.write((_reply(reply, **fields) + "\r\n").encode("utf-8"))
+            transport.write((self._render(reply, **fields) + "\r\n").encode("utf-8"))
             transport.close()
         self._wake()
 
@@ -722,7 +730,7 @@ class SessionEngine(asyncio.Protocol):
             if status is not None:
                 return str(status)
         log.error("%r SMTP session exception", self.session.peer, exc_info=error)
-        return _reply(R.LOCAL_ERROR)
+        return self._render(R.LOCAL_ERROR)
 
     async def _call_handler_hook(self, command: str, *args: Any) -> Any:
         hook = self._handle_hooks.get(command)

@@ -15,7 +15,7 @@ import logging
 from typing import Any
 
 from ._core import replies as R
-from ._engine import ALLOWED_BEFORE_STARTTLS, Envelope, _reply, syntax
+from ._engine import ALLOWED_BEFORE_STARTTLS, Envelope, syntax
 from .smtp import SMTP
 
 __all__ = ["LMTP"]
@@ -50,7 +50,7 @@ class LMTP(SMTP):
                     len(status),
                     count,
                 )
-                replies += [_reply(R.LOCAL_ERROR)] * (count - len(replies))
+                replies += [self._render(R.LOCAL_ERROR)] * (count - len(replies))
         else:
             replies = [status] * count
         for line in replies:

@@ -11,7 +11,10 @@ The connection plumbing (session task, reply buffering, timers, back-pressure) i
 Invariants: arguments are parsed only by ``aiosmtpd._core.syntax``; every reply the
 library sends is a named ``Reply``; a failed AUTH and a failing hook always get a reply.
 EHLO order: 1.4's lines in 1.4's order, with ``250-PIPELINING`` right after
-``250-SMTPUTF8`` (i.e. after the last line 1.4 always had, before STARTTLS/AUTH).
+``250-SMTPUTF8`` (i.e. after the last line 1.4 always had, before STARTTLS/AUTH), then
+the opt-in extensions (off by default; docs/extensions.rst): ENHANCEDSTATUSCODES, DSN,
+CHUNKING, BINARYMIME, REQUIRETLS.  Their MAIL/RCPT parameters are checked in
+``_extensions``, BDAT lives in ``_chunking``.
 
 Must not know: how the server is bound or run (controller), what handlers do.
 """
@@ -31,6 +34,8 @@ from typing import Any
 
 from . import __version__, _hooks
 from . import _compat as compat
+from . import _extensions as ext
+from ._chunking import ChunkingMixin, verb_table_without_bdat
 from ._core import replies as R
 from ._core import syntax as S
 from ._core.connection import CoreConfig, ServerConnection
@@ -45,7 +50,6 @@ from ._engine import (
     SessionEngine,
     _ConnectionGone,
     _Missing,
-    _reply,
     sanitize,
     sanitized_log,
     syntax,
@@ -124,6 +128,8 @@ def _core_config(
     command_size_limit: int,
     mail_esmtp_extra: int,
     smtputf8: bool,
+    *,
+    rcpt_esmtp_extra: int = 0,
 ) -> CoreConfig:
     # CoreConfig is immutable: connections with the same settings share one instead of
     # building and validating a new one per connection.
@@ -133,10 +139,11 @@ def _core_config(
         command_size_limit=command_size_limit,
         mail_esmtp_extra=mail_esmtp_extra,
         smtputf8=smtputf8,
+        rcpt_esmtp_extra=rcpt_esmtp_extra,
     )
 
 
-class SMTP(BuiltinMechanisms, SessionEngine):
+class SMTP(BuiltinMechanisms, ChunkingMixin, ext.ExtensionsMixin, SessionEngine):
     """An SMTP server protocol (RFC 5321), aiosmtpd 1.4 compatible."""
 
     command_size_limit = 512
@@ -147,6 +154,8 @@ class SMTP(BuiltinMechanisms, SessionEngine):
     AuthLoginPasswordChallenge = "Password:"
     #: Advertise PIPELINING (RFC 2920) in EHLO (DECISIONS "Additions").
     advertise_pipelining = True
+    #: The transaction whose MAIL said ``BODY=BINARYMIME`` (it must use BDAT, RFC 3030 §3).
+    _binarymime_envelope: Envelope | None = None
 
     def __init__(
         self,
@@ -172,6 +181,10 @@ class SMTP(BuiltinMechanisms, SessionEngine):
         proxy_tls_context: ssl.SSLContext | None = None,
         tls_handshake_timeout: float = TLS_HANDSHAKE_TIMEOUT,
         auth_failure_limit: int | None = AUTH_FAILURE_LIMIT_DEFAULT,
+        enhanced_status_codes: bool = False,
+        enable_DSN: bool = False,
+        enable_REQUIRETLS: bool = False,
+        enable_CHUNKING: bool = False,
     ) -> None:
         self.__ident__ = ident or __ident__
         self._loop = loop
@@ -222,6 +235,17 @@ class SMTP(BuiltinMechanisms, SessionEngine):
             raise ValueError("proxy_tls_context needs proxy_protocol_timeout")
         #: Implicit TLS that starts after the PROXY header (a listener without ssl=).
         self._tls_after_proxy = proxy_tls_context
+        # The opt-in extensions (DECISIONS "Additions"; docs/extensions.rst).  Their
+        # defaults are class attributes; only a switched-on one takes a slot in the
+        # instance dict, which keeps an idle connection as small as before.
+        for name, enabled in (
+            ("enhanced_status_codes", enhanced_status_codes),
+            ("enable_DSN", enable_DSN),
+            ("enable_REQUIRETLS", enable_REQUIRETLS),
+            ("enable_CHUNKING", enable_CHUNKING),
+        ):
+            if enabled:
+                setattr(self, name, True)
 
         self._handle_hooks = _hooks.bind_hooks(handler)
         self._ehlo_hook_arity = 5
@@ -233,6 +257,9 @@ class SMTP(BuiltinMechanisms, SessionEngine):
             elif self._ehlo_hook_arity != 5:
                 raise RuntimeError("Unsupported EHLO Hook")
         self._smtp_methods = _hooks.verb_table(type(self))
+        if not enable_CHUNKING and self._smtp_methods.get("BDAT") is ChunkingMixin.smtp_BDAT:
+            # BDAT stays an unknown command, as in 1.4, unless CHUNKING is enabled.
+            self._smtp_methods = verb_table_without_bdat(type(self))
         self._auth_methods = exclude_mechanisms(
             mechanism_table(type(self), handler), auth_exclude_mechanism
         )
@@ -259,6 +286,8 @@ class SMTP(BuiltinMechanisms, SessionEngine):
         limits = dict.fromkeys(self._smtp_methods, self.command_size_limit)
         if self.session is not None and self.session.extended_smtp:
             limits["MAIL"] += self._mail_esmtp_extra()
+            if "RCPT" in limits:
+                limits["RCPT"] += self._rcpt_esmtp_extra()
         return limits
 
     @property
@@ -273,11 +302,20 @@ class SMTP(BuiltinMechanisms, SessionEngine):
                 self.command_size_limit,
                 self._mail_esmtp_extra(),
                 self.enable_SMTPUTF8,
+                rcpt_esmtp_extra=self._rcpt_esmtp_extra(),
             )
         )
 
     def _mail_esmtp_extra(self) -> int:
-        return (26 if self.data_size_limit else 0) + (10 if self.enable_SMTPUTF8 else 0)
+        return (
+            (26 if self.data_size_limit else 0)
+            + (10 if self.enable_SMTPUTF8 else 0)
+            + (ext.DSN_MAIL_EXTRA if self.enable_DSN else 0)
+            + (ext.REQUIRETLS_MAIL_EXTRA if self.enable_REQUIRETLS else 0)
+        )
+
+    def _rcpt_esmtp_extra(self) -> int:
+        return ext.DSN_RCPT_EXTRA if self.enable_DSN else 0
 
     # --- commands ----------------------------------------------------------------------------
     @syntax("HELO hostname")
@@ -290,7 +328,7 @@ class SMTP(BuiltinMechanisms, SessionEngine):
         status = await self._call_handler_hook("HELO", hostname)
         if status is MISSING:
             self.session.host_name = hostname
-            status = _reply(R.HELO_OK, hostname=self.hostname)
+            status = self._render(R.HELO_OK, hostname=self.hostname)
         await self.push(status)
 
     @syntax("EHLO hostname")
@@ -336,6 +374,7 @@ class SMTP(BuiltinMechanisms, SessionEngine):
             lines.append("250-SMTPUTF8")
         if self.advertise_pipelining:
             lines.append("250-PIPELINING")
+        lines.extend(self._extension_ehlo_lines())
         if self.tls_context and not self._tls_active:
             lines.append("250-STARTTLS")
         if not self._auth_require_tls or self._tls_active:
@@ -345,7 +384,7 @@ class SMTP(BuiltinMechanisms, SessionEngine):
     @syntax("NOOP [ignored]")
     async def smtp_NOOP(self, arg: str | None) -> None:
         status = await self._call_handler_hook("NOOP", arg)
-        await self.push(_reply(R.OK) if status is MISSING else status)
+        await self.push(self._render(R.OK) if status is MISSING else status)
 
     @syntax("QUIT")
     async def smtp_QUIT(self, arg: str | None) -> None:
@@ -353,7 +392,7 @@ class SMTP(BuiltinMechanisms, SessionEngine):
             self._say(R.QUIT_SYNTAX)
             return
         status = await self._call_handler_hook("QUIT")
-        await self.push(_reply(R.BYE) if status is MISSING else status)
+        await self.push(self._render(R.BYE) if status is MISSING else status)
         self._close_after_reply()
 
     @syntax("STARTTLS", when="tls_context")
@@ -419,7 +458,7 @@ class SMTP(BuiltinMechanisms, SessionEngine):
             self._say(R.VRFY_COULD_NOT, arg=arg)
             return
         status = await self._call_handler_hook("VRFY", parsed[0])
-        await self.push(_reply(R.VRFY_CANNOT) if status is MISSING else status)
+        await self.push(self._render(R.VRFY_CANNOT) if status is MISSING else status)
 
     def _parse_path_arg(
         self, arg: str | None, keyword: str, syntax_error: R.Reply
@@ -471,12 +510,13 @@ class SMTP(BuiltinMechanisms, SessionEngine):
                 self._say(R.SMTPUTF8_DISABLED)
                 return
         body = values.pop("BODY", None)
+        bodies = ("7BIT", "8BITMIME", "BINARYMIME") if self._binarymime_offered() else None
         if (
             body is not None
             and not self._decode_data
-            and (not isinstance(body, str) or body.upper() not in ("7BIT", "8BITMIME"))
+            and (not isinstance(body, str) or body.upper() not in (bodies or ("7BIT", "8BITMIME")))
         ):
-            self._say(R.BAD_BODY)
+            self._say(R.BAD_BODY_BINARYMIME if bodies else R.BAD_BODY)
             return
         size = values.pop("SIZE", None)
         if size is not None:
@@ -486,15 +526,24 @@ class SMTP(BuiltinMechanisms, SessionEngine):
             if self.data_size_limit and int(size) > self.data_size_limit:
                 self._say(R.SIZE_EXCEEDS_LIMIT)
                 return
+        options = ext.take_mail_params(
+            values, params.options, dsn=self.enable_DSN, requiretls=self._requiretls_offered()
+        )
+        if isinstance(options, R.Reply):
+            self._say(options)
+            return
         if values:
             self._say(R.MAIL_PARAMS_UNRECOGNIZED)
             return
         self.envelope.smtp_utf8 = smtputf8 is True
-        status = await self._call_handler_hook("MAIL", address, params.options)
+        # Whether the MAIL hook or the library accepts it, this transaction must use BDAT.
+        binarymime = isinstance(body, str) and body.upper() == "BINARYMIME"
+        self._binarymime_envelope = self.envelope if binarymime else None
+        status = await self._call_handler_hook("MAIL", address, options)
         if status is MISSING:
             self.envelope.mail_from = address
-            self.envelope.mail_options.extend(params.options)
-            status = _reply(R.OK)
+            self.envelope.mail_options.extend(options)
+            status = self._render(R.OK)
         await self.push(status)
 
     @syntax("RCPT TO: <address>", extended=" [SP <mail-parameters>]")
@@ -511,14 +560,19 @@ class SMTP(BuiltinMechanisms, SessionEngine):
         if parsed is None:
             return
         address, params = parsed
-        if params.options:
+        values = dict(params.values)
+        options = ext.take_rcpt_params(values, params.options, dsn=self.enable_DSN)
+        if isinstance(options, R.Reply):
+            self._say(options)
+            return
+        if values:
             self._say(R.RCPT_PARAMS_UNRECOGNIZED)
             return
-        status = await self._call_handler_hook("RCPT", address, params.options)
+        status = await self._call_handler_hook("RCPT", address, options)
         if status is MISSING:
             self.envelope.rcpt_tos.append(address)
-            self.envelope.rcpt_options.extend(params.options)
-            status = _reply(R.OK)
+            self.envelope.rcpt_options.extend(options)
+            status = self._render(R.OK)
         await self.push(status)
 
     @syntax("RSET")
@@ -531,7 +585,7 @@ class SMTP(BuiltinMechanisms, SessionEngine):
             compat.warn_deprecated(compat.RSET_HOOK)
             await self.rset_hook()
         status = await self._call_handler_hook("RSET")
-        await self.push(_reply(R.OK) if status is MISSING else status)
+        await self.push(self._render(R.OK) if status is MISSING else status)
 
     @syntax("DATA")
     async def smtp_DATA(self, arg: str | None) -> None:
@@ -545,6 +599,12 @@ class SMTP(BuiltinMechanisms, SessionEngine):
         if arg:
             self._say(R.DATA_SYNTAX)
             return
+        if self._binarymime_envelope is self.envelope:
+            self._say(R.BDAT_BINARYMIME_NEEDS_BDAT)
+            return
+        if self._current_transfer() is not None:
+            self._say(R.BDAT_DATA_AFTER_BDAT)
+            return
         self._say(R.START_DATA)
         await self._receive_and_deliver()
 
@@ -557,9 +617,13 @@ class SMTP(BuiltinMechanisms, SessionEngine):
         if isinstance(received, EndOfData):
             assert received.error is not None
             self._set_rset_state()
-            await self._push_data_replies(_reply(received.error), envelope)
+            await self._push_data_replies(self._render(received.error), envelope)
             return
-        content, _ = received
+        await self._deliver_content(received[0])
+
+    async def _deliver_content(self, content: bytes) -> None:
+        """Deliver a complete message (after DATA or the LAST BDAT) and reply."""
+        envelope = self.envelope
         if self._decode_data:
             try:
                 envelope.content = (
@@ -569,7 +633,7 @@ class SMTP(BuiltinMechanisms, SessionEngine):
                 )
             except UnicodeDecodeError:
                 # 1.4 kept the envelope here (quirk 14): the client may RSET or retry.
-                await self._push_data_replies(_reply(R.STRICT_ASCII), envelope)
+                await self._push_data_replies(self._render(R.STRICT_ASCII), envelope)
                 return
         else:
             envelope.content = content
@@ -589,7 +653,7 @@ class SMTP(BuiltinMechanisms, SessionEngine):
             return await self._call_handler_hook("DATA")
         process_message = getattr(self.event_handler, "process_message", None)
         if process_message is None:
-            return _reply(R.OK)
+            return self._render(R.OK)
         compat.warn_deprecated(compat.PROCESS_MESSAGE)
         envelope = self.envelope
         result = process_message(
@@ -597,7 +661,7 @@ class SMTP(BuiltinMechanisms, SessionEngine):
         )
         if inspect.isawaitable(result):
             result = await result
-        return _reply(R.OK) if result is None else result
+        return self._render(R.OK) if result is None else result
 
     async def _push_data_replies(self, status: Any, envelope: Envelope) -> None:
         """SMTP sends one reply after DATA; LMTP overrides this (one per recipient)."""
@@ -668,7 +732,7 @@ class SMTP(BuiltinMechanisms, SessionEngine):
                 self._auth_succeeded(result.auth_data, None if replied else result.message, replied)
             elif not result.handled or self._final_replies == before:
                 # DECISIONS row 1: a failure always gets a reply.
-                await self.push(result.message or _reply(R.AUTH_FAILED))
+                await self.push(result.message or self._render(R.AUTH_FAILED))
         elif result is None or result is MISSING or result is False:
             if self._final_replies == before:
                 self._say(R.AUTH_FAILED)

@@ -51,6 +51,10 @@ VIOLATIONS = {
     (Mode.COMMAND, Input.TLS_ESTABLISHED): "misuse",
     (Mode.AUTH_LINE, Input.TLS_ESTABLISHED): "misuse",
     (Mode.DATA, Input.TLS_ESTABLISHED): "misuse",
+    # Driver misuse: a BDAT chunk starts only from command mode, while BDAT is served.
+    (Mode.AUTH_LINE, Input.START_CHUNK): "misuse",
+    (Mode.DATA, Input.START_CHUNK): "misuse",
+    (Mode.TLS_PENDING, Input.START_CHUNK): "misuse",
 }
 
 
@@ -138,6 +142,31 @@ def test_tls_established_in_each_mode(mode: Mode) -> None:
     else:
         conn.tls_established()
         assert conn.mode is TRANSITIONS[mode, Input.TLS_ESTABLISHED][1]
+
+
+@pytest.mark.parametrize("mode", list(Mode))
+def test_start_chunk_in_each_mode(mode: Mode) -> None:
+    conn = connection_in(mode, "BDAT")
+    if (mode, Input.START_CHUNK) in VIOLATIONS:
+        with pytest.raises(CoreUsageError):
+            conn.start_chunk(3)
+        assert conn.mode is mode
+    else:
+        conn.start_chunk(3)
+        assert conn.mode is TRANSITIONS[mode, Input.START_CHUNK][1]
+
+
+def test_start_chunk_needs_bdat_as_the_current_command() -> None:
+    conn = connection_in(Mode.COMMAND, "NOOP")
+    with pytest.raises(CoreUsageError):
+        conn.start_chunk(3)
+    assert conn.mode is Mode.COMMAND
+
+
+@pytest.mark.parametrize(("size", "room"), [(-1, None), (3, -1)])
+def test_start_chunk_rejects_negative_arguments(size: int, room: int | None) -> None:
+    with pytest.raises(ValueError, match=">= 0"):
+        connection_in(Mode.COMMAND, "BDAT").start_chunk(size, room)
 
 
 #: Bytes that produce each framed input in the modes that parse, and the event expected.

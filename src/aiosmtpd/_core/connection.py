@@ -1,7 +1,8 @@
 """``ServerConnection``: the sans-I/O SMTP server protocol, bytes in, events out.
 
 Owns: the receive buffer, command-line framing and decoding, the per-verb command-length
-limits, the AUTH continuation line, the hand-off to the DATA reader (data.py), and the
+limits, the AUTH continuation line, the hand-off to the DATA readers (data.py: the
+dot-stuffed one after ``354``, the counted BDAT one after ``start_chunk``), and the
 mode changes implied by the replies the driver sends (through state.py's table).
 
 Theory of operation.  ``receive_data`` only appends to a ``bytearray``.  ``next_event``
@@ -15,7 +16,8 @@ it is rejected at once and the rest of it is skipped as it arrives: memory stays
 by that limit plus one receive.
 
 Invariants: the mode changes only through ``state.transition``.  Bytes received in
-TLS-pending or closed mode are dropped unseen.  ``Rejected`` and ``EndOfData`` clear the
+TLS-pending or closed mode are dropped unseen.  ``Rejected``, ``EndOfData`` and
+``EndOfChunk`` clear the
 current command, so a later ``354``/``220``/``221`` cannot be taken as its reply.
 Must not know: asyncio, ssl, sockets, logging, reply texts beyond the named replies,
 what a command means (syntax.py and the adapter do).
@@ -28,13 +30,14 @@ from dataclasses import dataclass
 from typing import Final
 
 from . import replies
-from .data import DotDataReader
+from .data import ChunkReader, DotDataReader
 from .events import (
     NEED_DATA,
     PAUSED,
     AuthLine,
     Command,
     ConnectionClosed,
+    EndOfChunk,
     EndOfData,
     Event,
     Rejected,
@@ -44,6 +47,7 @@ from .limits import AUTH_LINE_LIMIT, COMMAND_LINE_LIMIT, DATA_LINE_LIMIT, DATA_S
 from .state import (
     MODE_CHANGING_VERBS,
     Action,
+    CoreUsageError,
     Input,
     Mode,
     classify_reply,
@@ -83,6 +87,8 @@ class CoreConfig:
     auth_line_limit: int = AUTH_LINE_LIMIT
     #: Decode command lines as UTF-8 with ``surrogateescape`` instead of strict ASCII.
     smtputf8: bool = False
+    #: Extra octets RCPT may use after a successful EHLO/LHLO (DSN's NOTIFY and ORCPT).
+    rcpt_esmtp_extra: int = 0
 
     def __post_init__(self) -> None:
         if self.data_size_limit is not None and self.data_size_limit < 0:
@@ -91,8 +97,8 @@ class CoreConfig:
         for name in ("line_length_limit", "command_size_limit", "auth_line_limit"):
             if getattr(self, name) < 3:
                 raise ValueError(f"{name} must be at least 3")
-        if self.mail_esmtp_extra < 0:
-            raise ValueError("mail_esmtp_extra must be >= 0")
+        if self.mail_esmtp_extra < 0 or self.rcpt_esmtp_extra < 0:
+            raise ValueError("mail_esmtp_extra and rcpt_esmtp_extra must be >= 0")
 
 
 class ServerConnection:
@@ -126,7 +132,7 @@ class ServerConnection:
         self._awaiting_reply = False
         #: The head of an over-long line was rejected; drop octets up to its LF.
         self._skipping_line = False
-        self._data_reader: DotDataReader | None = None
+        self._data_reader: DotDataReader | ChunkReader | None = None
 
     # --- public API ---------------------------------------------------------------------
 
@@ -183,6 +189,24 @@ class ServerConnection:
         """The driver is closing the connection: parse nothing more, ever."""
         _, self._mode = transition(self._mode, Input.DRIVER_CLOSE)
         self._drop_buffer()
+
+    def start_chunk(self, size: int, room: int | None = None, *, discard: bool = False) -> None:
+        """The driver took a ``BDAT size`` command: the next ``size`` octets are its chunk.
+
+        Call it while ``BDAT`` is the current command, before or after replying to it.
+        ``room``: octets the message may still grow by (``None``: unlimited); ``discard``:
+        consume the chunk without handing it out (a refused BDAT).
+        """
+        if size < 0 or (room is not None and room < 0):
+            raise ValueError("size and room must be >= 0")
+        action, mode = transition(self._mode, Input.START_CHUNK)
+        if action is not Action.START_CHUNK:
+            return
+        if self._current_verb != "BDAT":
+            raise CoreUsageError("start_chunk() is only allowed while BDAT is served")
+        self._mode = mode
+        self._data_reader = ChunkReader(size, room, discard)
+        self._awaiting_reply = False
 
     def tls_established(self) -> None:
         """The STARTTLS handshake completed: start afresh in command mode (RFC 3207 §4.2)."""
@@ -258,6 +282,8 @@ class ServerConnection:
             return config.auth_line_limit
         if verb == b"MAIL" and self._esmtp:
             return config.command_size_limit + config.mail_esmtp_extra
+        if verb == b"RCPT" and self._esmtp:
+            return config.command_size_limit + config.rcpt_esmtp_extra
         return config.command_size_limit
 
     def _pending_line_limit(self) -> int:
@@ -270,6 +296,7 @@ class ServerConnection:
             return max(
                 config.auth_line_limit,
                 config.command_size_limit + config.mail_esmtp_extra,
+                config.command_size_limit + config.rcpt_esmtp_extra,
             )
         if head[-1:] == b" ":
             return self._limit_for(head[:-1])
@@ -290,7 +317,7 @@ class ServerConnection:
             return NEED_DATA
         if isinstance(event, ConnectionClosed):
             return self._peer_closed()
-        if not isinstance(event, EndOfData):
+        if not isinstance(event, EndOfData | EndOfChunk):
             return event
         _, self._mode = transition(self._mode, Input.DATA_END)
         self._data_reader = None

@@ -1,7 +1,9 @@
-"""The bulk reader for dot-stuffed DATA content (RFC 5321 §4.5.2).
+"""The readers of message content: dot-stuffed DATA (RFC 5321 §4.5.2) and BDAT chunks.
 
 Owns: finding the end of the message, unstuffing transparency dots, enforcing the DATA
-line-length and message-size limits, and counting the message size while it streams.
+line-length and message-size limits, and counting the message size while it streams;
+and ``ChunkReader``, which reads a counted, raw BDAT chunk (RFC 3030; see its
+docstring).  The rest of this header is about ``DotDataReader``.
 
 Theory of operation.  The reader works in place on the connection's receive buffer
 (``buf`` from index ``pos`` on) and never copies it whole.  Per call it does:
@@ -44,7 +46,7 @@ import bisect
 from typing import Final
 
 from . import replies
-from .events import ConnectionClosed, DataChunk, EndOfData
+from .events import ConnectionClosed, DataChunk, EndOfChunk, EndOfData
 from .limits import DATA_TERMINATOR
 from .replies import Reply
 
@@ -65,7 +67,7 @@ _DOT_HEAD_START: Final = 64
 #: How many trailing octets a discarding reader keeps: one less than the terminator.
 _TAIL_KEEP: Final = len(DATA_TERMINATOR) - 1
 
-DataEvent = DataChunk | EndOfData | ConnectionClosed
+DataEvent = DataChunk | EndOfData | EndOfChunk | ConnectionClosed
 
 
 def first_overlong_line(data: bytes | bytearray, limit: int, start: int = 0, end: int = -1) -> int:
@@ -314,3 +316,46 @@ class DotDataReader:
             self._prev = _last_two(self._prev, buf, pos, keep_from)
             pos = keep_from
         return None, pos
+
+
+class ChunkReader:
+    """Reads one ``BDAT`` chunk (RFC 3030 §2): exactly ``size`` raw octets.
+
+    No unstuffing, no line-length check: the chunk is content byte for byte.  ``room`` is
+    how many more octets the message may hold (``None``: no limit); past it the rest of
+    the chunk is consumed and discarded, and ``EndOfChunk.error`` is ``552``.  With
+    ``discard`` every octet is consumed and dropped (the driver refuses the BDAT but must
+    not read its content as commands).  Content goes out in slabs of at most
+    ``SLAB_LIMIT`` octets, so nothing beyond one receive is ever held here.
+    """
+
+    __slots__ = ("_discard", "_error", "_remaining", "_room", "_size")
+
+    def __init__(self, size: int, room: int | None, discard: bool) -> None:
+        self._size = size
+        self._remaining = size
+        self._room = room
+        self._discard = discard
+        self._error: Reply | None = None
+
+    def shift(self, removed: int) -> None:
+        """The connection compacted its buffer; a chunk reader keeps no positions."""
+
+    def read(self, buf: bytearray, pos: int, eof: bool) -> tuple[DataEvent | None, int]:
+        """Produce the next event from ``buf[pos:]``, or ``None`` if more input is needed."""
+        while True:
+            if self._remaining == 0:
+                return EndOfChunk(self._error, self._size), pos
+            take = min(len(buf) - pos, self._remaining, SLAB_LIMIT)
+            if take == 0:
+                return (ConnectionClosed(), len(buf)) if eof else (None, pos)
+            self._remaining -= take
+            if self._room is not None and self._error is None and not self._discard:
+                if take > self._room:
+                    self._error = replies.TOO_MUCH_DATA
+                else:
+                    self._room -= take
+            if self._discard or self._error is not None:
+                pos += take
+                continue
+            return DataChunk(bytes(buf[pos : pos + take])), pos + take

@@ -82,6 +82,21 @@ class EndOfData:
 
 
 @dataclass(frozen=True, slots=True)
+class EndOfChunk:
+    """The last octet of a ``BDAT`` chunk (RFC 3030) was received; back in command mode.
+
+    The chunk's content came before it as ``DataChunk`` events, raw (no dot-unstuffing,
+    no line-length check), unless the driver asked for it to be discarded.
+    """
+
+    #: ``None`` if the chunk fit in the room the driver gave; otherwise the reply to send
+    #: (``552 Error: Too much mail data``): some or all content was discarded.
+    error: Reply | None
+    #: Octets consumed: always the size the driver announced when starting the chunk.
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
 class AuthLine:
     """One line sent by the client in answer to a ``334`` continuation (RFC 4954)."""
 
@@ -94,4 +109,4 @@ class ConnectionClosed:
     """The peer closed its sending side; nothing more will arrive."""
 
 
-Event = Command | Rejected | DataChunk | EndOfData | AuthLine | ConnectionClosed
+Event = Command | Rejected | DataChunk | EndOfData | EndOfChunk | AuthLine | ConnectionClosed

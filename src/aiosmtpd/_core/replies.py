@@ -101,10 +101,27 @@ MAIL_PARAMS_UNRECOGNIZED = _r(
 )
 RCPT_PARAMS_UNRECOGNIZED = _r(555, "RCPT TO parameters not recognized or not implemented", "5.5.4")
 
+# --- opt-in extensions: DSN (RFC 3461), REQUIRETLS (RFC 8689), BINARYMIME (RFC 3030) -------
+BAD_BODY_BINARYMIME = _r(501, "Error: BODY can only be one of 7BIT, 8BITMIME, BINARYMIME", "5.5.4")
+DSN_BAD_ENVID = _r(501, "Error: ENVID must be xtext of at most 100 characters", "5.5.4")
+DSN_BAD_NOTIFY = _r(
+    501, "Error: NOTIFY must be NEVER or a list of SUCCESS, FAILURE, DELAY", "5.5.4"
+)
+DSN_BAD_ORCPT = _r(501, "Error: ORCPT must be addr-type;xtext of at most 500 characters", "5.5.4")
+DSN_BAD_RET = _r(501, "Error: RET can only be one of FULL, HDRS", "5.5.4")
+DUPLICATE_PARAMETER = _r(501, "Error: duplicate {keyword} parameter", "5.5.4")
+REQUIRETLS_NO_ARGS = _r(501, "Error: REQUIRETLS takes no arguments", "5.5.4")
+
 # --- DATA ---------------------------------------------------------------------------------
 START_DATA = _r(354, "End data with <CR><LF>.<CR><LF>")
 TOO_MUCH_DATA = _r(552, "Error: Too much mail data", "5.3.4")
 DATA_LINE_TOO_LONG = _r(500, "Line too long (see RFC5321 4.5.3.1.6)", "5.5.6")
+
+# --- BDAT (CHUNKING, RFC 3030) ------------------------------------------------------------
+BDAT_BINARYMIME_NEEDS_BDAT = _r(503, "Error: BODY=BINARYMIME requires BDAT", "5.5.1")
+BDAT_CHUNK_RECEIVED = _r(250, "{size} octets received", "2.0.0")
+BDAT_DATA_AFTER_BDAT = _r(503, "Error: DATA not allowed after BDAT", "5.5.1")
+BDAT_SYNTAX = _r(501, "Syntax: BDAT <chunk-size> [LAST]", "5.5.4")
 
 # --- AUTH (RFC 4954) ------------------------------------------------------------------------
 AUTH_SUCCESS = _r(235, "Authentication successful", "2.7.0", always=True)

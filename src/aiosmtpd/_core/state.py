@@ -33,7 +33,8 @@ class Mode(enum.Enum):
 
     #: Command lines (RFC 5321 §4.1).
     COMMAND = "COMMAND"
-    #: Dot-stuffed message content after a ``354`` (RFC 5321 §4.5.2).
+    #: Message content: dot-stuffed after a ``354`` (RFC 5321 §4.5.2), or a counted
+    #: ``BDAT`` chunk after ``start_chunk`` (RFC 3030).
     DATA = "DATA"
     #: Exactly one line answering a ``334`` challenge (RFC 4954 §4).
     AUTH_LINE = "AUTH_LINE"
@@ -56,9 +57,9 @@ class Input(enum.Enum):
     LINE = "LINE"
     #: A line longer than its limit (seen whole, or its prefix already too long).
     OVERLONG_LINE = "OVERLONG_LINE"
-    #: A slab of message content (complete lines).
+    #: A slab of message content (complete lines; any octets in a BDAT chunk).
     DATA_CONTENT = "DATA_CONTENT"
-    #: The end-of-data indication ``CRLF.CRLF``.
+    #: The end-of-data indication ``CRLF.CRLF``, or the last octet of a BDAT chunk.
     DATA_END = "DATA_END"
     #: The peer closed its sending side and the buffered events are exhausted.
     PEER_EOF = "PEER_EOF"
@@ -84,6 +85,8 @@ class Input(enum.Enum):
     DRIVER_CLOSE = "DRIVER_CLOSE"
     #: ``tls_established()``.
     TLS_ESTABLISHED = "TLS_ESTABLISHED"
+    #: ``start_chunk()``: the driver accepted (or will discard) a ``BDAT`` chunk.
+    START_CHUNK = "START_CHUNK"
 
 
 class Action(enum.Enum):
@@ -101,6 +104,8 @@ class Action(enum.Enum):
     DISCARD = "DISCARD"
     #: Start the dot-stuffed DATA reader at the current buffer position.
     START_DATA = "START_DATA"
+    #: Start the counted BDAT chunk reader (RFC 3030) at the current buffer position.
+    START_CHUNK = "START_CHUNK"
     #: Expect one AUTH continuation line.
     EXPECT_AUTH_LINE = "EXPECT_AUTH_LINE"
     #: Drop every buffered byte: it arrived in plaintext before the TLS handshake.
@@ -147,13 +152,15 @@ def _build_table() -> dict[tuple[Mode, Input], tuple[Action, Mode]]:
         (_M.COMMAND, _I.REPLY_250_TO_HELO): (_A.USE_BASE_LIMITS, _M.COMMAND),
         (_M.COMMAND, _I.REPLY_OTHER): (_A.NOTHING, _M.COMMAND),
         (_M.COMMAND, _I.DRIVER_CLOSE): (_A.SHUT, _M.CLOSED),
+        (_M.COMMAND, _I.START_CHUNK): (_A.START_CHUNK, _M.DATA),
         # AUTH-line mode: exactly one line, then back to commands.
         (_M.AUTH_LINE, _I.BYTES): (_A.BUFFER, _M.AUTH_LINE),
         (_M.AUTH_LINE, _I.LINE): (_A.EMIT_AUTH_LINE, _M.COMMAND),
         (_M.AUTH_LINE, _I.OVERLONG_LINE): (_A.REJECT_LINE, _M.COMMAND),
         (_M.AUTH_LINE, _I.PEER_EOF): (_A.EMIT_CONNECTION_CLOSED, _M.CLOSED),
         (_M.AUTH_LINE, _I.DRIVER_CLOSE): (_A.SHUT, _M.CLOSED),
-        # DATA mode: content until CRLF.CRLF; EOF abandons the message.
+        # DATA mode: content until CRLF.CRLF (after 354) or until the announced number of
+        # octets (after start_chunk); EOF abandons the message.
         (_M.DATA, _I.BYTES): (_A.BUFFER, _M.DATA),
         (_M.DATA, _I.DATA_CONTENT): (_A.EMIT_DATA_CHUNK, _M.DATA),
         (_M.DATA, _I.DATA_END): (_A.EMIT_END_OF_DATA, _M.COMMAND),
@@ -169,6 +176,7 @@ def _build_table() -> dict[tuple[Mode, Input], tuple[Action, Mode]]:
         (_M.CLOSED, _I.PEER_EOF): (_A.DISCARD, _M.CLOSED),
         (_M.CLOSED, _I.TLS_ESTABLISHED): (_A.NOTHING, _M.CLOSED),
         (_M.CLOSED, _I.DRIVER_CLOSE): (_A.NOTHING, _M.CLOSED),
+        (_M.CLOSED, _I.START_CHUNK): (_A.NOTHING, _M.CLOSED),
     }
     # A reply sent while the peer owes us a line, message content, or the TLS handshake
     # (a 421 on timeout or shutdown, say) is written but changes no mode: only command

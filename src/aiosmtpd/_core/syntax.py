@@ -32,6 +32,9 @@ __all__ = [
     "encode_sasl",
     "encode_xtext",
     "local_part",
+    "parse_dsn_envid",
+    "parse_dsn_notify",
+    "parse_dsn_orcpt",
     "parse_esmtp_params",
     "parse_mailbox",
     "parse_path",
@@ -204,6 +207,49 @@ def encode_xtext(text: str) -> str:
         else:
             out.extend(f"+{byte:02X}" for byte in char.encode("utf-8"))
     return "".join(out)
+
+
+#: RFC 3461 §4.1: NOTIFY="NEVER" / 1#("SUCCESS" / "FAILURE" / "DELAY"), case-insensitive.
+_NOTIFY_KEYWORDS = frozenset({"SUCCESS", "FAILURE", "DELAY"})
+#: RFC 3461 §4.2 addr-type is an RFC 822 atom (no specials, no controls, no space).
+_ADDR_TYPE_RE = re.compile(r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+")
+#: RFC 3461 §4.2 / §4.4: the longest ORCPT and ENVID values (as sent, xtext-encoded).
+ORCPT_MAX = 500
+ENVID_MAX = 100
+
+
+def parse_dsn_notify(value: str) -> str | None:
+    """Validate an RFC 3461 §4.1 NOTIFY value; the upper-cased value or ``None``.
+
+    ``NEVER`` must stand alone; the other keywords may be combined once each.
+    """
+    words = value.upper().split(",")
+    if words == ["NEVER"]:
+        return "NEVER"
+    if not all(word in _NOTIFY_KEYWORDS for word in words) or len(set(words)) != len(words):
+        return None
+    return ",".join(words)
+
+
+def parse_dsn_orcpt(value: str) -> str | None:
+    """Validate and decode an RFC 3461 §4.2 ORCPT value: ``addr-type;xtext``.
+
+    Returns ``"addr-type;decoded address"`` (case kept as sent) or ``None``.
+    """
+    if len(value) > ORCPT_MAX:
+        return None
+    addr_type, semicolon, xtext = value.partition(";")
+    if not semicolon or not xtext or not _ADDR_TYPE_RE.fullmatch(addr_type):
+        return None
+    decoded = decode_xtext(xtext)
+    return None if decoded is None else f"{addr_type};{decoded}"
+
+
+def parse_dsn_envid(value: str) -> str | None:
+    """Validate and decode an RFC 3461 §4.4 ENVID value (xtext, at most 100 characters)."""
+    if not value or len(value) > ENVID_MAX:
+        return None
+    return decode_xtext(value)
 
 
 def decode_sasl_line(line: bytes | str) -> bytes | None:
