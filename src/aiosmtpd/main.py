@@ -10,6 +10,7 @@ Invariants: every user mistake ends in ``parser.error`` (exit 2) or a one-line m
 exit 1, never a traceback; the listener is bound *before* privileges are dropped, so
 ``-l :25`` works when started as root; the server hostname is computed once per process;
 the bound addresses are printed on stderr at start-up (so ``-l host:0`` is usable).
+The ``--workers`` process tree itself lives in ``aiosmtpd._workers``.
 Must not know: the SMTP protocol; it only builds ``SMTP`` objects with keyword arguments.
 
 Module-level names ``PROGRAM``, ``pwd`` and ``partial`` exist because tests of 1.4-era
@@ -20,14 +21,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import os
 import signal
 import socket
 import ssl
 import sys
-import time
 import weakref
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -39,6 +38,7 @@ from typing import Any
 from public import public
 
 from aiosmtpd import __version__
+from aiosmtpd._workers import STOP_SIGNALS, StartupError, reuseport_socket, run_workers
 from aiosmtpd.serving import (
     DEFAULT_SHUTDOWN_TIMEOUT,
     ConnectionLimiter,
@@ -366,11 +366,7 @@ def _configure_logging(debug: int) -> None:
         log.setLevel(logging.INFO)
 
 
-class StartupError(Exception):
-    """The server could not start (e.g. the address is in use); main() exits 1."""
-
-
-_STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
+_STOP_SIGNALS = STOP_SIGNALS
 
 
 def _announce(addresses: Sequence[Any]) -> None:
@@ -391,21 +387,6 @@ def _install_stop_signals(loop: asyncio.AbstractEventLoop, stop: Callable[[], No
             continue
         installed.append(signum)
     return installed
-
-
-def _reuseport_socket(family: int, address: Any) -> socket.socket:
-    """A socket bound to ``address`` in the SO_REUSEPORT group of that address."""
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        if family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        sock.bind(address)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
 
 
 async def _listen(
@@ -435,7 +416,7 @@ async def _listen(
         return [server]
     servers = []
     for family, address in reuseport_addresses:
-        sock = _reuseport_socket(family, address)
+        sock = reuseport_socket(family, address)
         try:
             sock.listen(socket.SOMAXCONN)
             sock.setblocking(False)
@@ -553,155 +534,6 @@ def _run_one(
     return 0
 
 
-def _reserve_addresses(host: str, port: int) -> list[socket.socket]:
-    """Bind (without listening) one SO_REUSEPORT socket per address of ``host``.
-
-    They fix the port (when 0 was asked for) that every worker then binds too.
-    """
-    hosts = loopback_hosts(host)
-    try:
-        infos = [
-            info
-            for name in ([hosts] if isinstance(hosts, str) else hosts)
-            for info in socket.getaddrinfo(
-                name, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-            )
-        ]
-    except OSError as exc:
-        raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
-    reserved: list[socket.socket] = []
-    seen = set()
-    try:
-        for family, _type, _proto, _canon, resolved in infos:
-            if (family, resolved) in seen:
-                continue
-            seen.add((family, resolved))
-            address = resolved
-            if port == 0 and reserved:
-                # Every address of the host on the one port the first bind picked.
-                address = (resolved[0], reserved[0].getsockname()[1], *resolved[2:])
-            reserved.append(_reuseport_socket(family, address))
-    except OSError as exc:
-        for sock in reserved:
-            sock.close()
-        raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
-    return reserved
-
-
-def _ready(ready_fd: int, _bound: object) -> None:
-    os.write(ready_fd, b"+")
-    os.close(ready_fd)
-
-
-#: A worker that dies is replaced; more than this many deaths within
-#: ``_RESTART_WINDOW`` seconds means something is wrong with every worker: give up.
-_MAX_RESTARTS = 10
-_RESTART_WINDOW = 60.0
-
-
-def _fork_worker(
-    namespace: argparse.Namespace,
-    reserved: Sequence[socket.socket],
-    addresses: Sequence[tuple[int, Any]],
-    ready_write: int | None,
-    ready_read: int | None,
-) -> int:
-    """Fork one serving process (stop signals must be blocked); the parent gets its pid."""
-    pid = os.fork()
-    if pid != 0:
-        return pid
-    # The child (tested through a subprocess): serve, never return into the parent code.
-    if ready_read is not None:
-        os.close(ready_read)
-    for sock in reserved:
-        sock.close()
-    code = 1
-    try:
-        started = partial(_ready, ready_write) if ready_write is not None else None
-        code = _run_one(namespace, addresses, started=started)
-    finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-
-
-def _run_workers(namespace: argparse.Namespace) -> int:
-    """Fork ``namespace.workers`` serving processes, replace any that dies, forward stop
-    signals (each worker then stops gracefully) and reap them."""
-    if namespace.setuid:
-        _check_can_drop_privileges()
-    reserved = _reserve_addresses(namespace.host, namespace.port)
-    addresses = [(sock.family, sock.getsockname()) for sock in reserved]
-    children: set[int] = set()
-    stopping = False
-    # Each worker writes one byte here once it listens; the parent announces the address
-    # only when all of them do, so a client never meets a refused connection.
-    ready_read, ready_write = os.pipe()
-    signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
-    try:
-        for _ in range(namespace.workers):
-            children.add(_fork_worker(namespace, reserved, addresses, ready_write, ready_read))
-
-        def forward(signum: int, _frame: object) -> None:
-            nonlocal stopping
-            stopping = True
-            for child in children:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(child, signal.SIGTERM)
-
-        for signum in _STOP_SIGNALS:
-            signal.signal(signum, forward)
-    finally:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
-    os.close(ready_write)
-    with os.fdopen(ready_read, "rb") as ready:
-        # EOF before every byte arrived means a worker died before listening.
-        all_ready = len(ready.read(namespace.workers)) == namespace.workers
-    if all_ready:
-        _announce([address for _family, address in addresses])
-    else:
-        forward(signal.SIGTERM, None)
-    status = 0 if all_ready else 1
-    deaths: list[float] = []
-    try:
-        while children:
-            pid, wait_status = os.wait()
-            if pid not in children:
-                continue
-            children.discard(pid)
-            code = os.waitstatus_to_exitcode(wait_status)
-            if stopping:
-                if code != 0:
-                    status = 1
-                continue
-            now = time.monotonic()
-            deaths = [when for when in deaths if now - when < _RESTART_WINDOW] + [now]
-            if len(deaths) > _MAX_RESTARTS:
-                print(f"{PROGRAM}: workers keep dying; stopping", file=sys.stderr, flush=True)
-                status = 1
-                forward(signal.SIGTERM, None)
-                continue
-            signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
-            try:
-                replacement = _fork_worker(namespace, reserved, addresses, None, None)
-                children.add(replacement)
-            finally:
-                signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
-            print(
-                f"{PROGRAM}: worker {pid} exited ({code}); started worker {replacement}",
-                file=sys.stderr,
-                flush=True,
-            )
-    finally:
-        for signum in _STOP_SIGNALS:
-            signal.signal(
-                signum, signal.SIG_DFL if signum != signal.SIGINT else signal.default_int_handler
-            )
-        for sock in reserved:
-            sock.close()
-    return status
-
-
 @public
 def main(args: Sequence[str] | None = None) -> None:
     """Run the server from the command line ``args`` (default ``sys.argv[1:]``)."""
@@ -709,7 +541,13 @@ def main(args: Sequence[str] | None = None) -> None:
     _configure_logging(namespace.debug)
     if namespace.workers > 1:
         try:
-            status = _run_workers(namespace)
+            status = run_workers(
+                namespace,
+                run_one=_run_one,
+                announce=_announce,
+                check_privileges=_check_can_drop_privileges,
+                program=PROGRAM,
+            )
         except StartupError as exc:
             print(f"{PROGRAM}: {exc}", file=sys.stderr)
             status = 1
