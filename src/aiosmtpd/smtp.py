@@ -3,10 +3,10 @@
 Owns: the aiosmtpd 1.4 public surface of ``aiosmtpd.smtp`` (``SMTP`` with every 1.4
 keyword argument and its validation, the module constants and re-exported names) and the
 meaning of each command: the ``smtp_<VERB>`` methods (validate -> ``handle_<VERB>`` hook
--> reply), EHLO keywords, DATA delivery, the AUTH command and ``challenge_auth``.
+-> reply), EHLO keywords, DATA delivery.
 The connection plumbing (session task, reply buffering, timers, back-pressure) is in
-``_engine``; PLAIN/LOGIN in ``auth``; STARTTLS in ``_tls``; deprecation shims in
-``_compat``.
+``_engine``; the AUTH command, ``challenge_auth`` and PLAIN/LOGIN in ``auth``; STARTTLS in
+``_tls``; deprecation shims in ``_compat``.
 
 Invariants: arguments are parsed only by ``aiosmtpd._core.syntax``; every reply the
 library sends is a named ``Reply``; a failed AUTH and a failing hook always get a reply.
@@ -22,7 +22,6 @@ Must not know: how the server is bound or run (controller), what handlers do.
 from __future__ import annotations
 
 import asyncio
-import base64
 import functools
 import inspect
 import logging
@@ -49,7 +48,6 @@ from ._engine import (
     Session,
     SessionEngine,
     _ConnectionGone,
-    _Missing,
     sanitize,
     sanitized_log,
     syntax,
@@ -666,127 +664,6 @@ class SMTP(BuiltinMechanisms, ChunkingMixin, ext.ExtensionsMixin, SessionEngine)
     async def _push_data_replies(self, status: Any, envelope: Envelope) -> None:
         """SMTP sends one reply after DATA; LMTP overrides this (one per recipient)."""
         await self.push(status)
-
-    # --- AUTH (RFC 4954) -------------------------------------------------------------------
-    @syntax("AUTH <mechanism>")
-    async def smtp_AUTH(self, arg: str | None) -> None:
-        if not await self.check_helo_needed("EHLO"):
-            return
-        if not self.session.extended_smtp:
-            self._say(R.AUTH_NOT_RECOGNIZED_HELO)
-            return
-        if self._auth_require_tls and not self._tls_active:
-            self._say(R.AUTH_ENCRYPTION_REQUIRED)
-            return
-        if self.session.authenticated:
-            self._say(R.AUTH_ALREADY)
-            return
-        if self.envelope.mail_from:
-            self._say(R.AUTH_IN_TRANSACTION)
-            return
-        if not arg:
-            self._say(R.AUTH_NOT_ENOUGH)
-            return
-        args = arg.split()
-        if len(args) > 2:
-            self._say(R.AUTH_TOO_MANY)
-            return
-        if await self._run_auth(args) is False:
-            self._count_auth_failure()
-
-    def _count_auth_failure(self) -> None:
-        """Close the connection (421) once ``auth_failure_limit`` attempts have failed."""
-        self._auth_failures += 1
-        limit = self._auth_failure_limit
-        if limit is not None and self._auth_failures >= limit:
-            log.info("%r closed after %d failed AUTH attempts", self.session.peer, limit)
-            self._say(R.AUTH_TOO_MANY_FAILURES)
-            self._close_after_reply()
-
-    async def _run_auth(self, args: list[str]) -> bool | None:
-        """One AUTH exchange through a hook or a mechanism; every failure gets a reply.
-
-        Returns whether the client authenticated (for ``handle_AUTH``: got a 2xx);
-        ``None`` if no exchange took place (unknown mechanism: not a failed attempt).
-        """
-        before = self._final_replies
-        if "AUTH" in self._handle_hooks:
-            status = await self._call_handler_hook("AUTH", args)
-            if status is not None:
-                await self.push(status)
-            elif self._final_replies == before:
-                self._say(R.AUTH_FAILED)
-            text = status.decode("utf-8", "replace") if isinstance(status, bytes) else status
-            return isinstance(text, str) and text.startswith("2")
-        where = self._auth_methods.get(args[0])
-        if where is None:
-            self._say(R.AUTH_UNRECOGNIZED)
-            return None
-        on_handler, attribute = where
-        method = getattr(self.event_handler if on_handler else self, attribute)
-        result = await method(self, args)
-        if isinstance(result, AuthResult):
-            if result.success:
-                # A mechanism that already sent its final reply is not answered twice.
-                replied = result.handled and self._final_replies != before
-                self._auth_succeeded(result.auth_data, None if replied else result.message, replied)
-            elif not result.handled or self._final_replies == before:
-                # DECISIONS row 1: a failure always gets a reply.
-                await self.push(result.message or self._render(R.AUTH_FAILED))
-        elif result is None or result is MISSING or result is False:
-            if self._final_replies == before:
-                self._say(R.AUTH_FAILED)
-        else:
-            self._auth_succeeded(None, None, self._final_replies != before)
-            self.session._login_data = result
-        return bool(self.session.authenticated)
-
-    def _auth_succeeded(self, auth_data: Any, message: str | None, replied: bool) -> None:
-        self.session.authenticated = True
-        self.session.auth_data = auth_data
-        # Set without the deprecation log: only *reading* login_data is the user's doing.
-        self.session._login_data = getattr(auth_data, "login", None)
-        if replied:
-            return
-        if message:
-            self._send_line(message.encode("utf-8"))
-        else:
-            self._say(R.AUTH_SUCCESS)
-
-    async def challenge_auth(
-        self,
-        challenge: str | bytes,
-        encode_to_b64: bool = True,
-        log_client_response: bool = False,
-    ) -> bytes | _Missing:
-        """Send ``334 <challenge>`` and return the client's decoded answer.
-
-        Returns ``MISSING`` after replying ``501`` if the client aborts (``*``) or sends
-        invalid base64.
-        """
-        raw = challenge.encode("utf-8") if isinstance(challenge, str) else challenge
-        if encode_to_b64:
-            raw = base64.b64encode(raw)
-        await self.push(b"334 " + raw)
-        line = await self._next_auth_line()
-        if line is MISSING:
-            return MISSING
-        if log_client_response:
-            warnings.warn("AUTH interaction logging is enabled!", UserWarning, stacklevel=2)
-            warnings.warn("Sensitive information might be leaked!", UserWarning, stacklevel=2)
-            log.info("%r responds: %r", self.session.peer, line)
-        if line.strip() == b"*":
-            self._say(R.AUTH_ABORTED)
-            return MISSING
-        decoded = S.decode_sasl_line(line)
-        if decoded is None:
-            self._say(R.AUTH_BAD_BASE64)
-            return MISSING
-        return decoded
-
-    async def _auth_interact(self, msg: str | bytes) -> bytes | _Missing:
-        compat.warn_deprecated(compat.AUTH_INTERACT)
-        return await self.challenge_auth(msg, encode_to_b64=False)
 
 
 def _parse_call_limit(
