@@ -145,6 +145,9 @@ class SMTP(BuiltinMechanisms, SessionEngine):
     AuthLoginPasswordChallenge = "Password:"
     #: Advertise PIPELINING (RFC 2920) in EHLO (DECISIONS "Additions").
     advertise_pipelining = True
+    #: Commands the engine may serve inline, outside the session task, when neither the
+    #: handler nor a subclass adds code to them (``_engine._inline_verbs``).
+    _INLINE_SAFE_VERBS = frozenset({"EHLO", "HELO", "MAIL", "NOOP", "QUIT", "RCPT", "RSET"})
 
     def __init__(
         self,
