@@ -406,17 +406,19 @@ class SessionEngine(asyncio.Protocol):
 
     # --- output ------------------------------------------------------------------------------
     def _send_line(self, line: bytes) -> None:
-        mode = self._conn.mode
-        data = self._conn.send(line)
+        conn = self._conn
+        # Only a 220 can start the TLS handshake (the mode is read only around those).
+        mode = conn.mode if line.startswith(b"220") else None
+        data = conn.send(line)
         self._out.append(data)
         self._out_size += len(data)
-        if line[:3] != b"334":
+        if not line.startswith(b"334"):
             self._final_replies += 1
         # 220 to STARTTLS must be on the wire before the handshake starts, whoever runs it
         # (a plugin's smtp_STARTTLS awaits loop.start_tls right after push()). Other
         # replies wait for the end of the pipelined group (flushed on NEED_DATA).
         if self._out_size > WRITE_FLUSH_SIZE or (
-            self._conn.mode is Mode.TLS_PENDING and mode is not Mode.TLS_PENDING
+            mode is not None and mode is not Mode.TLS_PENDING and conn.mode is Mode.TLS_PENDING
         ):
             self._flush()
 
