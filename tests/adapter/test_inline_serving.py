@@ -149,3 +149,92 @@ async def test_graceful_stop_between_inline_commands() -> None:
         server.begin_shutdown()
         assert [r.code for r in await client.replies(2)] == [250, 421]
         await client.wait_closed()
+
+
+class DataHookInTask(Recorder):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tasks: list[Any] = []
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        self.tasks.append(asyncio.current_task())
+        return await super().handle_DATA(server, session, envelope)
+
+
+@pytest.mark.asyncio
+async def test_data_served_inline_until_the_text_then_the_hook_runs_in_the_task() -> None:
+    handler = DataHookInTask()
+    server = SMTP(handler, hostname="mx.test")
+    async with SMTPClient(server) as client:
+        await client.command("EHLO me")
+        server.data_received(TRANSACTION + b"DATA\r\n")
+        # 354 went out from data_received; the command waits for the text, parked.
+        assert client.pending() == b"250 OK\r\n250 OK\r\n354 End data with <CR><LF>.<CR><LF>\r\n"
+        assert server._parked_waiter is not None
+        await client.replies(3)
+        assert (await client.command(b"hello\r\n.")).code == 250
+        assert (await client.command("NOOP")).code == 250
+    assert handler.tasks == [server._handler_coroutine]
+    assert handler.envelopes[0].content == b"hello\r\n"
+
+
+@pytest.mark.asyncio
+async def test_data_with_its_text_in_the_same_segment_is_left_to_the_task() -> None:
+    handler = DataHookInTask()
+    server = SMTP(handler, hostname="mx.test")
+    async with SMTPClient(server) as client:
+        await client.command("EHLO me")
+        await client.send(TRANSACTION + b"DATA\r\nhello\r\n.\r\n")
+        assert [r.code for r in await client.replies(4)] == [250, 250, 354, 250]
+    assert handler.tasks == [server._handler_coroutine]
+
+
+@pytest.mark.asyncio
+async def test_graceful_stop_while_inline_data_waits_for_its_text() -> None:
+    handler = Recorder()
+    server = SMTP(handler, hostname="mx.test")
+    async with SMTPClient(server) as client:
+        await client.command("EHLO me")
+        await client.send(TRANSACTION + b"DATA\r\n")
+        await client.replies(3)
+        server.begin_shutdown()  # the DATA in progress finishes first
+        await client.send(b"hello\r\n.\r\n")
+        assert [r.code for r in await client.replies(2)] == [250, 421]
+        await client.wait_closed()
+    assert handler.envelopes[0].content == b"hello\r\n"
+
+
+@pytest.mark.asyncio
+async def test_peer_gone_or_task_cancelled_while_inline_data_waits() -> None:
+    server = SMTP(Recorder(), hostname="mx.test")
+    async with SMTPClient(server) as client:
+        await client.command("EHLO me")
+        await client.send(TRANSACTION + b"DATA\r\n")
+        await client.replies(3)
+        await client.send_eof()
+        await asyncio.wait([server._handler_coroutine])
+    assert server._handoff is None
+
+    server = SMTP(Recorder(), hostname="mx.test")
+    async with SMTPClient(server) as client:
+        await client.command("EHLO me")
+        await client.send(TRANSACTION + b"DATA\r\n")
+        await client.replies(3)
+        server._handler_coroutine.cancel()
+        await asyncio.wait([server._handler_coroutine])
+        assert server._handoff is None
+        assert client.transport.is_closing()
+
+
+@pytest.mark.asyncio
+async def test_timeout_while_inline_data_waits_for_its_text() -> None:
+    server = SMTP(Recorder(), hostname="mx.test", timeout=60)
+    async with SMTPClient(server) as client:
+        await client.command("EHLO me")
+        await client.send(TRANSACTION + b"DATA\r\n")
+        await client.replies(3)
+        server._on_timeout()
+        reply = await client.reply()
+        assert reply.code == 421
+        await client.wait_closed()
+        await asyncio.wait([server._handler_coroutine])
