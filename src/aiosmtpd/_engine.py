@@ -138,7 +138,7 @@ class Envelope:
         self.rcpt_options: list[str] = []
 
 
-_INLINE_VERBS: dict[tuple[type, str], frozenset[str]] = {}
+_INLINE_VERBS: dict[type, frozenset[str]] = {}
 #: Methods an inline-served command may call: a subclass overriding any of them turns
 #: inline serving off for the whole class (an override may await anything).
 _INLINE_HELPERS = (
@@ -155,21 +155,17 @@ _INLINE_HELPERS = (
     "_parse_path_arg",
     "_say",
     "_send_line",
-    "_next_event",
-    "_wait_for_input",
-    "_read_message",
-    "_receive_and_deliver",
 )
 #: 1.4's legacy ``SMTP`` hooks (awaited by EHLO and RSET when a subclass defines them).
 _LEGACY_VERB_HOOKS = {"EHLO": "ehlo_hook", "RSET": "rset_hook"}
 
 
-def _inline_verbs(cls: type, declared: str = "_INLINE_SAFE_VERBS") -> frozenset[str]:
+def _inline_verbs(cls: type) -> frozenset[str]:
     """The verbs of ``cls`` that ``_serve_inline`` may run: the declaring class's
-    ``declared`` verbs whose ``smtp_<VERB>`` and helpers ``cls`` does not override."""
-    verbs = _INLINE_VERBS.get((cls, declared))
+    ``_INLINE_SAFE_VERBS`` whose ``smtp_<VERB>`` and helpers ``cls`` does not override."""
+    verbs = _INLINE_VERBS.get(cls)
     if verbs is None:
-        owner = next((k for k in cls.__mro__ if declared in k.__dict__), None)
+        owner = next((k for k in cls.__mro__ if "_INLINE_SAFE_VERBS" in k.__dict__), None)
         if owner is None or any(
             getattr(cls, name, None) is not getattr(owner, name, None) for name in _INLINE_HELPERS
         ):
@@ -177,11 +173,11 @@ def _inline_verbs(cls: type, declared: str = "_INLINE_SAFE_VERBS") -> frozenset[
         else:
             verbs = frozenset(
                 verb
-                for verb in owner.__dict__[declared]
+                for verb in owner.__dict__["_INLINE_SAFE_VERBS"]
                 if getattr(cls, "smtp_" + verb, None) is getattr(owner, "smtp_" + verb)
                 and not hasattr(cls, _LEGACY_VERB_HOOKS.get(verb, "smtp_" + verb + "_"))
             )
-        _INLINE_VERBS[cls, declared] = verbs
+        _INLINE_VERBS[cls] = verbs
     return verbs
 
 
@@ -197,9 +193,6 @@ async def _finish_suspended(coro: Any, yielded: Any) -> Any:
             if yielded is None:
                 await asyncio.sleep(0)
             else:
-                # The coroutine's own ``await`` marked it as blocking (what a task resets
-                # when it takes a yielded future over); awaiting it again needs it clear.
-                yielded._asyncio_future_blocking = False
                 await yielded
         except BaseException as error:
             if yielded is None or not yielded.done():
@@ -242,7 +235,6 @@ class SessionEngine(asyncio.Protocol):
         "_original_transport",
         "_out",
         "_out_size",
-        "_parked_waiter",
         "_pending_event",
         "_proxy_buffer",
         "_proxy_eof",
@@ -322,8 +314,6 @@ class SessionEngine(asyncio.Protocol):
         self._pending_event: Event | None = None
         self._handoff: tuple[Any, Any] | BaseException | None = None
         self._inline_serving = False
-        #: The session task's input waiter while an inline command waits for its input.
-        self._parked_waiter: asyncio.Future[None] | None = None
 
     def _create_session(self) -> Session:
         return Session(self._loop or asyncio.get_running_loop())
@@ -468,12 +458,6 @@ class SessionEngine(asyncio.Protocol):
         waiter = self._input_waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
-        parked = self._parked_waiter
-        if parked is not None:
-            # An inline command waits for input: the task adopts it now.
-            self._parked_waiter = None
-            if not parked.done():
-                parked.set_result(None)
 
     def _waiting_for_input(self) -> bool:
         waiter = self._input_waiter
@@ -490,9 +474,7 @@ class SessionEngine(asyncio.Protocol):
         """
         conn = self._conn
         inline_verbs = _inline_verbs(type(self))
-        until_input_verbs = _inline_verbs(type(self), "_INLINE_UNTIL_INPUT_VERBS")
         hooks = self._handle_hooks
-        task_waiter = self._input_waiter
         self._inline_serving = True
         try:
             while not (self._closing or self._shutdown_requested or self._writes.paused):
@@ -504,11 +486,9 @@ class SessionEngine(asyncio.Protocol):
                     break
                 if (
                     type(event) is not Command
+                    or event.verb not in inline_verbs
+                    or event.verb in hooks
                     or "exception" in hooks
-                    or not (
-                        (event.verb in inline_verbs and event.verb not in hooks)
-                        or (event.verb in until_input_verbs and not conn.buffered_size)
-                    )
                 ):
                     self._pending_event = event
                     break
@@ -522,12 +502,6 @@ class SessionEngine(asyncio.Protocol):
                     self._handoff = error
                     break
                 self._handoff = (coro, yielded)
-                if yielded is not None and yielded is self._input_waiter:
-                    # It waits for input (and nothing else): leave the task asleep until
-                    # that input comes (``_wake``), then the task finishes the command.
-                    self._parked_waiter = task_waiter
-                    self._between_commands = False
-                    return
                 break
         finally:
             self._inline_serving = False
@@ -644,10 +618,6 @@ class SessionEngine(asyncio.Protocol):
 
     def _end_connection(self) -> None:
         self._closing = True
-        handoff, self._handoff = self._handoff, None
-        if isinstance(handoff, tuple):
-            # The task ended (cancelled) while an inline command waited for input.
-            handoff[0].close()
         if self._limiter_key is not None:
             self._connection_limiter.release(self._limiter_key)
             self._limiter_key = None

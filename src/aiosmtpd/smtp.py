@@ -148,10 +148,6 @@ class SMTP(BuiltinMechanisms, SessionEngine):
     #: Commands the engine may serve inline, outside the session task, when neither the
     #: handler nor a subclass adds code to them (``_engine._inline_verbs``).
     _INLINE_SAFE_VERBS = frozenset({"EHLO", "HELO", "MAIL", "NOOP", "QUIT", "RCPT", "RSET"})
-    #: Commands whose hooks run only once more input has arrived: served inline up to the
-    #: point where they wait for it (when nothing is buffered after them), then handed to
-    #: the session task, so their hooks still run there.
-    _INLINE_UNTIL_INPUT_VERBS = frozenset({"DATA"})
 
     def __init__(
         self,
