@@ -42,6 +42,7 @@ from ._core.events import (
     EndOfData,
     Event,
     Rejected,
+    Sentinel,
 )
 from ._flow import IdleTimer, WriteGate
 from ._tls import TLSSetupException, ssl_info, upgrade
@@ -137,6 +138,75 @@ class Envelope:
         self.rcpt_options: list[str] = []
 
 
+_INLINE_VERBS: dict[type, frozenset[str]] = {}
+#: Methods an inline-served command may call: a subclass overriding any of them turns
+#: inline serving off for the whole class (an override may await anything).
+_INLINE_HELPERS = (
+    "_on_command",
+    "push",
+    "handle_exception",
+    "_call_handler_hook",
+    "check_helo_needed",
+    "check_auth_needed",
+    "_set_rset_state",
+    "_create_envelope",
+    "_ehlo",
+    "_ehlo_lines",
+    "_parse_path_arg",
+    "_say",
+    "_send_line",
+)
+#: 1.4's legacy ``SMTP`` hooks (awaited by EHLO and RSET when a subclass defines them).
+_LEGACY_VERB_HOOKS = {"EHLO": "ehlo_hook", "RSET": "rset_hook"}
+
+
+def _inline_verbs(cls: type) -> frozenset[str]:
+    """The verbs of ``cls`` that ``_serve_inline`` may run: the declaring class's
+    ``_INLINE_SAFE_VERBS`` whose ``smtp_<VERB>`` and helpers ``cls`` does not override."""
+    verbs = _INLINE_VERBS.get(cls)
+    if verbs is None:
+        owner = next((k for k in cls.__mro__ if "_INLINE_SAFE_VERBS" in k.__dict__), None)
+        if owner is None or any(
+            getattr(cls, name, None) is not getattr(owner, name, None) for name in _INLINE_HELPERS
+        ):
+            verbs = frozenset()
+        else:
+            verbs = frozenset(
+                verb
+                for verb in owner.__dict__["_INLINE_SAFE_VERBS"]
+                if getattr(cls, "smtp_" + verb, None) is getattr(owner, "smtp_" + verb)
+                and not hasattr(cls, _LEGACY_VERB_HOOKS.get(verb, "smtp_" + verb + "_"))
+            )
+        _INLINE_VERBS[cls] = verbs
+    return verbs
+
+
+async def _finish_suspended(coro: Any, yielded: Any) -> Any:
+    """Run ``coro``, which suspended on ``yielded`` outside any task, to its end here.
+
+    The coroutine observes the outcome of the future it awaits itself (``send(None)``
+    makes its ``await`` return the result or raise); a cancellation of this task that
+    did not go through that future is thrown into it.
+    """
+    while True:
+        try:
+            if yielded is None:
+                await asyncio.sleep(0)
+            else:
+                await yielded
+        except BaseException as error:
+            if yielded is None or not yielded.done():
+                try:
+                    yielded = coro.throw(error)
+                except StopIteration as stop:
+                    return stop.value
+                continue
+        try:
+            yielded = coro.send(None)
+        except StopIteration as stop:
+            return stop.value
+
+
 def _reply(reply: R.Reply, **fields: Any) -> str:
     return reply.with_text(reply.text.format(**fields)).render() if fields else reply.render()
 
@@ -157,13 +227,16 @@ class SessionEngine(asyncio.Protocol):
         "_conn",
         "_final_replies",
         "_handler_coroutine",
+        "_handoff",
         "_implicit_tls",
+        "_inline_serving",
         "_input_waiter",
         "_limiter_key",
         "_lost",
         "_original_transport",
         "_out",
         "_out_size",
+        "_pending_event",
         "_proxy_buffer",
         "_proxy_eof",
         "_proxy_timer",
@@ -245,6 +318,11 @@ class SessionEngine(asyncio.Protocol):
         self._between_commands = False
         #: The client address this connection holds a ConnectionLimiter slot for.
         self._limiter_key: str | None = None
+        #: Inline serving (see ``_serve_inline``): the event it pulled but left to the
+        #: session task, or what it hands over (a suspended command or an exception).
+        self._pending_event: Event | None = None
+        self._handoff: tuple[Any, Any] | BaseException | None = None
+        self._inline_serving = False
 
     def _create_session(self) -> Session:
         return Session(self._loop or asyncio.get_running_loop())
@@ -307,7 +385,10 @@ class SessionEngine(asyncio.Protocol):
             self._wake()
             return
         self._conn.receive_data(data)
-        self._wake()
+        if self._between_commands and not self._inline_serving and self._waiting_for_input():
+            self._serve_inline()
+        else:
+            self._wake()
         if not self._reading_paused and self._conn.buffered_size > READ_HIGH_WATER:
             self._reading_paused = True
             self._active_transport.pause_reading()
@@ -356,16 +437,20 @@ class SessionEngine(asyncio.Protocol):
 
     # --- output ------------------------------------------------------------------------------
     def _send_line(self, line: bytes) -> None:
-        mode = self._conn.mode
-        data = self._conn.send(line)
+        conn = self._conn
+        # Only a 220 can start the TLS handshake (the mode is read only around those).
+        mode = conn.mode if line.startswith(b"220") else None
+        data = conn.send(line)
         self._out.append(data)
         self._out_size += len(data)
-        if line[:3] != b"334":
+        if not line.startswith(b"334"):
             self._final_replies += 1
         # 220 to STARTTLS must be on the wire before the handshake starts, whoever runs it
         # (a plugin's smtp_STARTTLS awaits loop.start_tls right after push()). Other
         # replies wait for the end of the pipelined group (flushed on NEED_DATA).
-        entered_tls_pending = self._conn.mode is Mode.TLS_PENDING and mode is not Mode.TLS_PENDING
+        entered_tls_pending = (
+            mode is not None and mode is not Mode.TLS_PENDING and conn.mode is Mode.TLS_PENDING
+        )
         if entered_tls_pending:
             self._tls_plain_transport = self._active_transport
         if self._out_size > WRITE_FLUSH_SIZE or entered_tls_pending:
@@ -414,6 +499,69 @@ class SessionEngine(asyncio.Protocol):
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
+    def _waiting_for_input(self) -> bool:
+        waiter = self._input_waiter
+        return waiter is not None and not waiter.done()
+
+    def _serve_inline(self) -> None:
+        """Serve buffered commands right here, while the session task sleeps between commands.
+
+        Saves the task wake-up (a ``call_soon`` and a loop iteration) per command. Only
+        commands that run no user code are served here (``_inline_verbs``), so no hook or
+        override ever runs outside the session task; anything else, a command that
+        suspends after all (write back-pressure) and any escaping exception are handed to
+        the task, which carries on exactly where this left off.
+        """
+        conn = self._conn
+        inline_verbs = _inline_verbs(type(self))
+        hooks = self._handle_hooks
+        self._inline_serving = True
+        try:
+            while not (self._closing or self._shutdown_requested or self._writes.paused):
+                event = conn.next_event()
+                if event is NEED_DATA:
+                    self._flush()
+                    return
+                if event is PAUSED:
+                    break
+                if (
+                    type(event) is not Command
+                    or event.verb not in inline_verbs
+                    or event.verb in hooks
+                    or "exception" in hooks
+                ):
+                    self._pending_event = event
+                    break
+                self._timer.touch()
+                coro = self._on_command(event)
+                try:
+                    yielded = coro.send(None)
+                except StopIteration:
+                    continue
+                except BaseException as error:  # the task raises it, as if it ran there
+                    self._handoff = error
+                    break
+                self._handoff = (coro, yielded)
+                break
+        finally:
+            self._inline_serving = False
+        self._wake()
+
+    async def _resume_handoff(self) -> None:
+        handoff, self._handoff = self._handoff, None
+        if isinstance(handoff, BaseException):
+            raise handoff
+        assert handoff is not None
+        coro, yielded = handoff
+        # The command is in progress: a graceful stop lets it finish (as in _handle_client).
+        self._between_commands = False
+        try:
+            await _finish_suspended(coro, yielded)
+        finally:
+            self._between_commands = True
+        if self._shutdown_requested and not self._closing:
+            self._close_with(R.SHUTTING_DOWN)
+
     async def _wait_for_input(self) -> None:
         if self._reading_paused and not self._lost:
             self._reading_paused = False
@@ -435,9 +583,16 @@ class SessionEngine(asyncio.Protocol):
             if self._writes.paused:
                 self._flush()
                 await self._writes.wait()
+            if self._handoff is not None:
+                await self._resume_handoff()
+                continue
             if self._closing:
                 return None
-            event = self._conn.next_event()
+            event: Event | Sentinel
+            if self._pending_event is not None:
+                event, self._pending_event = self._pending_event, None
+            else:
+                event = self._conn.next_event()
             if event is NEED_DATA:
                 self._flush()
                 await self._wait_for_input()

@@ -154,6 +154,9 @@ class SMTP(BuiltinMechanisms, ChunkingMixin, ext.ExtensionsMixin, SessionEngine)
     advertise_pipelining = True
     #: The transaction whose MAIL said ``BODY=BINARYMIME`` (it must use BDAT, RFC 3030 §3).
     _binarymime_envelope: Envelope | None = None
+    #: Commands the engine may serve inline, outside the session task, when neither the
+    #: handler nor a subclass adds code to them (``_engine._inline_verbs``).
+    _INLINE_SAFE_VERBS = frozenset({"EHLO", "HELO", "MAIL", "NOOP", "QUIT", "RCPT", "RSET"})
 
     def __init__(
         self,

@@ -288,3 +288,32 @@ def test_no_pause_after_ordinary_commands() -> None:
     conn.receive_data(b"NOOP\r\nRSET\r\n")
     assert conn.next_event() == Command("NOOP", None, b"NOOP")
     assert conn.next_event() == Command("RSET", None, b"RSET")
+
+
+@pytest.mark.parametrize("spelling", [b"MAIL", b"mail", b"Mail", b"mAiL"])
+def test_common_verbs_in_any_case_give_the_same_command(spelling: bytes) -> None:
+    conn = ServerConnection(CoreConfig())
+    conn.receive_data(spelling + b" FROM:<a@b.c>\r\n")
+    event = conn.next_event()
+    assert isinstance(event, Command)
+    assert (event.verb, event.arg) == ("MAIL", "FROM:<a@b.c>")
+
+
+def test_reply_classification_is_the_same_when_repeated() -> None:
+    """The reply-kind cache must not carry one verb's reading of a line to another."""
+    for _ in range(2):
+        conn = ServerConnection(CoreConfig())
+        conn.receive_data(b"DATA\r\nNOOP\r\n")
+        assert isinstance(conn.next_event(), Command)
+        conn.send(b"354 End data with <CR><LF>.<CR><LF>")
+        assert conn.mode is Mode.DATA
+        conn.close()
+        conn = ServerConnection(CoreConfig())
+        conn.receive_data(b"NOOP\r\n")
+        assert isinstance(conn.next_event(), Command)
+        conn.send(b"354 End data with <CR><LF>.<CR><LF>")
+        assert conn.mode is Mode.COMMAND
+    with pytest.raises(ValueError):
+        ServerConnection(CoreConfig()).send(b"250 a\r\n250 b")
+    with pytest.raises(ValueError):
+        ServerConnection(CoreConfig()).send(bytearray(b"250 a\n"))

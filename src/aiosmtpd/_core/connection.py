@@ -62,6 +62,21 @@ __all__ = ["CoreConfig", "Mode", "ServerConnection"]
 #: Controls (NUL, a stray CR, ESC) and non-ASCII octets make the line bad syntax, which
 #: also keeps them out of the "not recognized" reply that echoes the verb.
 _VERB: Final = re.compile(rb"[\t\x21-\x7e]+")
+#: The common verbs as clients spell them, already validated, decoded and upper-cased (a
+#: dict lookup instead of the regex and two conversions per command line).
+_COMMON_VERBS: Final = (
+    b"AUTH BDAT DATA EHLO EXPN HELO HELP LHLO MAIL NOOP QUIT RCPT RSET STARTTLS VRFY"
+)
+_KNOWN_VERBS: Final = {
+    spelling: (verb.decode("ascii"), verb)
+    for verb in _COMMON_VERBS.split()
+    for spelling in (verb, verb.lower())
+}
+#: ``(reply line, current verb) -> (table input, is final line)`` for the reply lines
+#: seen recently (most are the same few canonical lines); cleared when it grows past
+#: ``_REPLY_CACHE_SIZE`` so that hook-made lines cannot make it grow without bound.
+_REPLY_KINDS: dict[tuple[bytes, str | None], tuple[Input, bool]] = {}
+_REPLY_CACHE_SIZE: Final = 256
 
 #: Consumed octets are deleted from the buffer only past this many (and past half of it).
 _COMPACT_MIN: Final = 4096
@@ -167,9 +182,18 @@ class ServerConnection:
 
     def send(self, line: bytes) -> bytes:
         """Render one reply line (no CRLF) and apply the mode change it implies."""
-        if b"\r" in line or b"\n" in line:
-            raise ValueError("a reply line must not contain CR or LF")
-        kind = classify_reply(line, self._current_verb)
+        cacheable = type(line) is bytes  # a bytearray is not hashable
+        key = (line, self._current_verb)
+        known = _REPLY_KINDS.get(key) if cacheable else None
+        if known is None:
+            if b"\r" in line or b"\n" in line:
+                raise ValueError("a reply line must not contain CR or LF")
+            known = (classify_reply(line, self._current_verb), is_final_reply_line(line))
+            if cacheable:
+                if len(_REPLY_KINDS) >= _REPLY_CACHE_SIZE:
+                    _REPLY_KINDS.clear()
+                _REPLY_KINDS[key] = known
+        kind, final = known
         action, self._mode = transition(self._mode, kind)
         if action is Action.START_DATA:
             self._data_reader = DotDataReader(
@@ -181,7 +205,7 @@ class ServerConnection:
             self._esmtp = True
         elif action is Action.USE_BASE_LIMITS:
             self._esmtp = False
-        if is_final_reply_line(line):
+        if final:
             self._awaiting_reply = False
         return line + b"\r\n"
 
@@ -233,7 +257,7 @@ class ServerConnection:
                 return self._line_event(start, newline)
             if self._skipping_line:
                 self._pos = self._scan_from = len(buf)
-            elif len(buf) - self._pos >= self._pending_line_limit():
+            elif len(buf) > self._pos and len(buf) - self._pos >= self._pending_line_limit():
                 # Even a LF arriving next would make the line too long: reject now and
                 # skip the rest of it as it arrives, instead of buffering it.
                 self._skipping_line = True
@@ -256,11 +280,17 @@ class ServerConnection:
             return AuthLine(raw)
         space = raw.find(b" ")
         verb_bytes = raw if space < 0 else raw[:space]
-        if line_length > self._limit_for(verb_bytes.upper()):
-            return self._reject(replies.COMMAND_TOO_LONG)
-        if not _VERB.fullmatch(verb_bytes):
-            return self._reject(replies.BAD_SYNTAX)
-        verb = verb_bytes.decode("ascii").upper()
+        known = _KNOWN_VERBS.get(verb_bytes)
+        if known is not None:
+            verb, upper = known
+            if line_length > self._limit_for(upper):
+                return self._reject(replies.COMMAND_TOO_LONG)
+        else:
+            if line_length > self._limit_for(verb_bytes.upper()):
+                return self._reject(replies.COMMAND_TOO_LONG)
+            if not _VERB.fullmatch(verb_bytes):
+                return self._reject(replies.BAD_SYNTAX)
+            verb = verb_bytes.decode("ascii").upper()
         arg: str | None = None
         if space >= 0:
             arg_bytes = raw[space + 1 :]
