@@ -26,8 +26,9 @@ from typing import Any, Final
 
 from ._core import replies as R
 from ._core.events import Command, ConnectionClosed, DataChunk, EndOfChunk
-from ._engine import Envelope, SessionEngine, _ConnectionGone, syntax
+from ._engine import SessionEngine
 from ._hooks import verb_table
+from ._session import Envelope, _ConnectionGone, syntax
 
 log = logging.getLogger("mail.log")
 

@@ -6,10 +6,11 @@ buffering (replies go out with ONE ``transport.write`` per pipelined group: the 
 flushed when the core needs more input, before closing and before STARTTLS), the idle
 timer, back-pressure in both directions, the verb gates that apply to every command
 (require_starttls, unknown-command limit, ``command_call_limit``), hook invocation and
-``handle_exception``; the PROXY header (and implicit TLS started after it), admission
-against the server's ``ConnectionLimiter`` (421 4.7.0) and the graceful-stop entry points.
-Also the small 1.4 value types ``Session``, ``Envelope``,
-``MISSING``, ``@syntax`` and ``sanitize`` (re-exported by ``aiosmtpd.smtp``).
+``handle_exception``; admission against the server's ``ConnectionLimiter`` (421 4.7.0)
+and the graceful-stop entry points. The PROXY header stage (and implicit TLS after it) is
+in ``_proxy_stage``; serving hook-free commands without a task wake-up is in ``_inline``.
+(The 1.4 value types ``Session``, ``Envelope``, ``MISSING``, ``@syntax`` and ``sanitize``
+live in ``_session``.)
 
 Invariants: ``next_event()`` is called only after the previous command finished; bytes
 are framed only by the core; the transport written to is ``self._writer._transport``
@@ -22,12 +23,10 @@ Must not know: what each command means (``aiosmtpd.smtp``), AUTH mechanisms.
 from __future__ import annotations
 
 import asyncio
-import enum
 import io
 import logging
-import re
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from . import _compat as compat
 from ._core import replies as R
@@ -45,8 +44,17 @@ from ._core.events import (
     Sentinel,
 )
 from ._flow import IdleTimer, WriteGate
-from ._tls import TLSSetupException, ssl_info, upgrade
-from .proxy_protocol import parse_proxy_header
+from ._inline import resume_handoff, serve_inline
+from ._proxy_stage import accept_proxy_header
+from ._session import (
+    MISSING,
+    Envelope,
+    Session,
+    _ConnectionGone,
+    _Missing,
+    sanitized_log,
+)
+from ._tls import ssl_info
 
 log = logging.getLogger("mail.log")
 
@@ -58,153 +66,6 @@ EMPTY_BARR = bytearray()
 READ_HIGH_WATER = 1024 * 1024
 #: Write buffered replies out once they exceed this, even mid-group.
 WRITE_FLUSH_SIZE = 64 * 1024
-
-_F = TypeVar("_F", bound=Callable[..., Any])
-
-
-class _Missing(enum.Enum):
-    MISSING = object()
-
-    def __repr__(self) -> str:
-        return "MISSING"
-
-
-MISSING = _Missing.MISSING
-
-
-class _ConnectionGone(Exception):
-    """The peer went away while a command was waiting for more input."""
-
-
-_SANITIZE_RE = re.compile(rb"(?i)(\s*AUTH\s+\S+\s+)(\S+)")
-
-
-def sanitize(text: bytes | bytearray) -> bytes:
-    """Mask the credentials of an ``AUTH <mech> <initial-response>`` line."""
-    return _SANITIZE_RE.sub(rb"\1********", bytes(text), count=1)
-
-
-def sanitized_log(func: Callable[..., Any], msg: Any, *args: Any, **kwargs: Any) -> None:
-    func(msg, *(sanitize(a) if isinstance(a, bytes | bytearray) else a for a in args), **kwargs)
-
-
-def syntax(text: str, extended: str | None = None, when: str | None = None) -> Callable[[_F], _F]:
-    """Declare a verb's HELP text; ``when`` names an attribute that must be truthy."""
-
-    def decorator(func: _F) -> _F:
-        func.__smtp_syntax__ = text  # type: ignore[attr-defined]
-        func.__smtp_syntax_extended__ = extended  # type: ignore[attr-defined]
-        func.__smtp_syntax_when__ = when  # type: ignore[attr-defined]
-        return func
-
-    return decorator
-
-
-class Session:
-    """Per-connection state visible to hooks (reset by STARTTLS)."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop | None) -> None:
-        self.peer: Any = None
-        self.ssl: dict[str, Any] | None = None
-        self.host_name: str | None = None
-        self.extended_smtp = False
-        self.loop = loop
-        self.proxy_data: Any = None
-        self.auth_data: Any = None
-        self.authenticated: bool | None = None
-        self._login_data: Any = None
-
-    @property
-    def login_data(self) -> Any:
-        compat.log_login_data()
-        return self._login_data
-
-    @login_data.setter
-    def login_data(self, value: Any) -> None:
-        compat.log_login_data()
-        self._login_data = value
-
-
-class Envelope:
-    """Per-transaction state visible to hooks (renewed by HELO/EHLO/RSET/after DATA)."""
-
-    def __init__(self) -> None:
-        self.mail_from: str | None = None
-        self.mail_options: list[str] = []
-        self.smtp_utf8 = False
-        self.content: bytes | str | None = None
-        self.original_content: bytes | None = None
-        self.rcpt_tos: list[str] = []
-        self.rcpt_options: list[str] = []
-
-
-_INLINE_VERBS: dict[type, frozenset[str]] = {}
-#: Methods an inline-served command may call: a subclass overriding any of them turns
-#: inline serving off for the whole class (an override may await anything).
-_INLINE_HELPERS = (
-    "_on_command",
-    "push",
-    "handle_exception",
-    "_call_handler_hook",
-    "check_helo_needed",
-    "check_auth_needed",
-    "_set_rset_state",
-    "_create_envelope",
-    "_ehlo",
-    "_ehlo_lines",
-    "_parse_path_arg",
-    "_say",
-    "_send_line",
-)
-#: 1.4's legacy ``SMTP`` hooks (awaited by EHLO and RSET when a subclass defines them).
-_LEGACY_VERB_HOOKS = {"EHLO": "ehlo_hook", "RSET": "rset_hook"}
-
-
-def _inline_verbs(cls: type) -> frozenset[str]:
-    """The verbs of ``cls`` that ``_serve_inline`` may run: the declaring class's
-    ``_INLINE_SAFE_VERBS`` whose ``smtp_<VERB>`` and helpers ``cls`` does not override."""
-    verbs = _INLINE_VERBS.get(cls)
-    if verbs is None:
-        owner = next((k for k in cls.__mro__ if "_INLINE_SAFE_VERBS" in k.__dict__), None)
-        if owner is None or any(
-            getattr(cls, name, None) is not getattr(owner, name, None) for name in _INLINE_HELPERS
-        ):
-            verbs = frozenset()
-        else:
-            verbs = frozenset(
-                verb
-                for verb in owner.__dict__["_INLINE_SAFE_VERBS"]
-                if getattr(cls, "smtp_" + verb, None) is getattr(owner, "smtp_" + verb)
-                and not hasattr(cls, _LEGACY_VERB_HOOKS.get(verb, "smtp_" + verb + "_"))
-            )
-        _INLINE_VERBS[cls] = verbs
-    return verbs
-
-
-async def _finish_suspended(coro: Any, yielded: Any) -> Any:
-    """Run ``coro``, which suspended on ``yielded`` outside any task, to its end here.
-
-    The coroutine observes the outcome of the future it awaits itself (``send(None)``
-    makes its ``await`` return the result or raise); a cancellation of this task that
-    did not go through that future is thrown into it.
-    """
-    while True:
-        try:
-            if yielded is None:
-                await asyncio.sleep(0)
-            else:
-                await yielded
-        except BaseException as error:
-            if yielded is None or not yielded.done():
-                try:
-                    yielded = coro.throw(error)
-                except StopIteration as stop:
-                    return stop.value
-                continue
-        try:
-            yielded = coro.send(None)
-        except StopIteration as stop:
-            return stop.value
 
 
 def _reply(reply: R.Reply, **fields: Any) -> str:
@@ -504,63 +365,10 @@ class SessionEngine(asyncio.Protocol):
         return waiter is not None and not waiter.done()
 
     def _serve_inline(self) -> None:
-        """Serve buffered commands right here, while the session task sleeps between commands.
-
-        Saves the task wake-up (a ``call_soon`` and a loop iteration) per command. Only
-        commands that run no user code are served here (``_inline_verbs``), so no hook or
-        override ever runs outside the session task; anything else, a command that
-        suspends after all (write back-pressure) and any escaping exception are handed to
-        the task, which carries on exactly where this left off.
-        """
-        conn = self._conn
-        inline_verbs = _inline_verbs(type(self))
-        hooks = self._handle_hooks
-        self._inline_serving = True
-        try:
-            while not (self._closing or self._shutdown_requested or self._writes.paused):
-                event = conn.next_event()
-                if event is NEED_DATA:
-                    self._flush()
-                    return
-                if event is PAUSED:
-                    break
-                if (
-                    type(event) is not Command
-                    or event.verb not in inline_verbs
-                    or event.verb in hooks
-                    or "exception" in hooks
-                ):
-                    self._pending_event = event
-                    break
-                self._timer.touch()
-                coro = self._on_command(event)
-                try:
-                    yielded = coro.send(None)
-                except StopIteration:
-                    continue
-                except BaseException as error:  # the task raises it, as if it ran there
-                    self._handoff = error
-                    break
-                self._handoff = (coro, yielded)
-                break
-        finally:
-            self._inline_serving = False
-        self._wake()
+        serve_inline(self)
 
     async def _resume_handoff(self) -> None:
-        handoff, self._handoff = self._handoff, None
-        if isinstance(handoff, BaseException):
-            raise handoff
-        assert handoff is not None
-        coro, yielded = handoff
-        # The command is in progress: a graceful stop lets it finish (as in _handle_client).
-        self._between_commands = False
-        try:
-            await _finish_suspended(coro, yielded)
-        finally:
-            self._between_commands = True
-        if self._shutdown_requested and not self._closing:
-            self._close_with(R.SHUTTING_DOWN)
+        await resume_handoff(self)
 
     async def _wait_for_input(self) -> None:
         if self._reading_paused and not self._lost:
@@ -704,69 +512,7 @@ class SessionEngine(asyncio.Protocol):
             self._tls_handshake_okay = bool(hook(self, self.session, self.envelope))
 
     async def _accept_proxy_header(self) -> bool:
-        """Read the PROXY header (haproxy proxy-protocol.txt) and ask ``handle_PROXY``.
-
-        ``False`` (close without a reply, as 1.4 did) on a bad header, EOF, timeout, a
-        missing hook or a falsy hook result.
-        """
-        while True:
-            assert self._proxy_buffer is not None
-            result = parse_proxy_header(self._proxy_buffer)
-            if result is not None:
-                break
-            if self._proxy_eof or self._lost or self._closing:
-                if not self._closing:
-                    logging.getLogger("mail.debug").warning(
-                        "PROXY error: connection closed before the header was complete"
-                    )
-                return False
-            await self._wait_for_input()
-        if self._proxy_timer is not None:
-            self._proxy_timer.cancel()
-        if self._tls_after_proxy is not None:
-            return await self._accept_proxy_then_tls(result.proxy_data, result.consumed)
-        rest = bytes(self._proxy_buffer[result.consumed :])
-        self._proxy_buffer = None
-        if not result.proxy_data.valid:
-            return False
-        self.session.proxy_data = result.proxy_data
-        if rest:
-            self._conn.receive_data(rest)
-        if self._proxy_eof:
-            self._conn.receive_data(b"")
-        status = await self._call_handler_hook("PROXY", result.proxy_data)
-        return status is not MISSING and bool(status)
-
-    async def _accept_proxy_then_tls(self, proxy_data: Any, consumed: int) -> bool:
-        """Implicit TLS behind a PROXY header: the header is in the clear, then the handshake.
-
-        Bytes after the header stay buffered (they belong to the handshake) until
-        ``loop.start_tls`` takes the transport over, in the same step as they are taken.
-        """
-        assert self._proxy_buffer is not None
-        assert self._tls_after_proxy is not None
-        del self._proxy_buffer[:consumed]
-        if not proxy_data.valid:
-            return False
-        self.session.proxy_data = proxy_data
-        status = await self._call_handler_hook("PROXY", proxy_data)
-        if status is MISSING or not status or self._proxy_eof or self._lost or self._closing:
-            return False
-        early = bytes(self._proxy_buffer)
-        self._proxy_buffer = None
-        transport = self.transport
-        try:
-            new = await upgrade(transport, self, self._tls_after_proxy, early=early)
-        except TLSSetupException as error:
-            log.info("%r TLS handshake after PROXY header failed: %s", self.session.peer, error)
-            return False
-        self._original_transport = transport
-        self.transport = new
-        self._reader._transport = new
-        self._writer._transport = new
-        self._implicit_tls = True
-        self.session.ssl = ssl_info(new)
-        return True
+        return await accept_proxy_header(self)
 
     def _on_proxy_timeout(self) -> None:
         if self._proxy_buffer is None:

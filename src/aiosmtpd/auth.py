@@ -27,7 +27,8 @@ import attr
 from . import _compat as compat
 from ._core import replies as R
 from ._core.syntax import decode_sasl_line
-from ._engine import MISSING, SessionEngine, _Missing, syntax
+from ._engine import SessionEngine
+from ._session import MISSING, _Missing, syntax
 
 if TYPE_CHECKING:
     from .smtp import SMTP

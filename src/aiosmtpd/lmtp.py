@@ -15,7 +15,8 @@ import logging
 from typing import Any
 
 from ._core import replies as R
-from ._engine import ALLOWED_BEFORE_STARTTLS, Envelope, syntax
+from ._engine import ALLOWED_BEFORE_STARTTLS
+from ._session import Envelope, syntax
 from .smtp import SMTP
 
 __all__ = ["LMTP"]

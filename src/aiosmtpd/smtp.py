@@ -39,14 +39,11 @@ from ._core import replies as R
 from ._core import syntax as S
 from ._core.connection import CoreConfig, ServerConnection
 from ._core.events import EndOfData
-from ._engine import (
-    ALLOWED_BEFORE_STARTTLS,
-    BOGUS_LIMIT,
-    EMPTY_BARR,
+from ._engine import ALLOWED_BEFORE_STARTTLS, BOGUS_LIMIT, EMPTY_BARR, SessionEngine
+from ._session import (
     MISSING,
     Envelope,
     Session,
-    SessionEngine,
     _ConnectionGone,
     sanitize,
     sanitized_log,

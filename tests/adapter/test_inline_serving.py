@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from aiosmtpd import _engine
+from aiosmtpd import _inline
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from aiosmtpd.testing.transport import MemoryTransport, SMTPClient
@@ -23,12 +23,12 @@ TRANSACTION = b"MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\n"
 
 
 def test_inline_verbs_of_the_stock_classes() -> None:
-    assert _engine._inline_verbs(SMTP) == frozenset(
+    assert _inline._inline_verbs(SMTP) == frozenset(
         {"EHLO", "HELO", "MAIL", "NOOP", "QUIT", "RCPT", "RSET"}
     )
     # LMTP replaces HELO and EHLO with refusals of its own: never inline.
-    assert "EHLO" not in _engine._inline_verbs(LMTP)
-    assert "HELO" not in _engine._inline_verbs(LMTP)
+    assert "EHLO" not in _inline._inline_verbs(LMTP)
+    assert "HELO" not in _inline._inline_verbs(LMTP)
 
 
 def test_overrides_take_verbs_off_the_inline_path() -> None:
@@ -44,11 +44,11 @@ def test_overrides_take_verbs_off_the_inline_path() -> None:
         async def rset_hook(self) -> None:
             pass
 
-    assert "MAIL" not in _engine._inline_verbs(OwnMail)
-    assert "RCPT" in _engine._inline_verbs(OwnMail)
-    assert _engine._inline_verbs(OwnHeloCheck) == frozenset()
-    assert "RSET" not in _engine._inline_verbs(LegacyRsetHook)
-    assert "MAIL" in _engine._inline_verbs(LegacyRsetHook)
+    assert "MAIL" not in _inline._inline_verbs(OwnMail)
+    assert "RCPT" in _inline._inline_verbs(OwnMail)
+    assert _inline._inline_verbs(OwnHeloCheck) == frozenset()
+    assert "RSET" not in _inline._inline_verbs(LegacyRsetHook)
+    assert "MAIL" in _inline._inline_verbs(LegacyRsetHook)
 
 
 @pytest.mark.asyncio
@@ -102,13 +102,13 @@ async def test_pipelined_group_mixing_inline_and_task_commands_keeps_order() -> 
 async def test_write_back_pressure_during_inline_commands(monkeypatch: Any) -> None:
     """A reply that pauses writing suspends the command: the task finishes it."""
     handed_over: list[Any] = []
-    finish = _engine._finish_suspended
+    finish = _inline._finish_suspended
 
     async def counting_finish(coro: Any, yielded: Any) -> Any:
         handed_over.append(yielded)
         return await finish(coro, yielded)
 
-    monkeypatch.setattr(_engine, "_finish_suspended", counting_finish)
+    monkeypatch.setattr(_inline, "_finish_suspended", counting_finish)
 
     class PausingTransport(MemoryTransport):
         def write(self, data: bytes | bytearray | memoryview) -> None:
