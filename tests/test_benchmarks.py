@@ -20,7 +20,7 @@ from benchmarks.procstat import parse_stat, parse_status_memory, sample_group
 from benchmarks.scenarios import PRESETS, Preset
 from benchmarks.servers import RunningServer, ServerError, bare_sink_spec, free_port, greets
 
-from tests.support import require_program
+from tests.support import require_module, require_program
 
 STAT = (
     "4242 (odd) name (x)) S 1 4242 4242 0 -1 4194560 900 0 0 0 "
@@ -126,7 +126,7 @@ def test_number_and_ratio_formats() -> None:
 
 
 def test_plot_writes_a_png(tmp_path: Path) -> None:
-    pytest.importorskip("matplotlib")
+    require_module("matplotlib")
     path = report.plot(document(project_ok=True), tmp_path / "plot.png")
     assert path.read_bytes().startswith(b"\x89PNG")
 

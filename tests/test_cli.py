@@ -30,6 +30,7 @@ import pytest
 
 import aiosmtpd.main as cli
 from aiosmtpd import __version__
+from tests.support import require_module
 
 REPO = Path(__file__).resolve().parent.parent
 LISTENING = re.compile(r"listening on (\[[^\]]+\]|[^\s:]+):(\d+)")
@@ -206,7 +207,7 @@ class PlainHandler:
 
 @pytest.fixture
 def certificate(tmp_path: Path) -> tuple[Path, Path, ssl.SSLContext]:
-    trustme = pytest.importorskip("trustme")
+    trustme = require_module("trustme")
     ca = trustme.CA()
     leaf = ca.issue_cert("127.0.0.1", "localhost")
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
@@ -690,7 +691,7 @@ def test_subprocess_workers() -> None:
 
 
 def test_subprocess_uvloop() -> None:
-    pytest.importorskip("uvloop")
+    require_module("uvloop")
     argv = _python("-m", "aiosmtpd", "-n", "-l", "127.0.0.1:0", "--loop", "uvloop")
     with running(argv) as server:
         port = server.wait_listening()

@@ -33,6 +33,7 @@ from aiosmtpd.controller import (
     _server_to_client_ssl_ctx,
     get_localhost,
 )
+from tests.support import require_module
 
 LOCALHOST = "127.0.0.1"
 
@@ -493,7 +494,7 @@ def test_default_hostname_serves() -> None:
 
 @pytest.fixture(scope="module")
 def tls_contexts() -> tuple[ssl.SSLContext, ssl.SSLContext]:
-    trustme = pytest.importorskip("trustme")
+    trustme = require_module("trustme")
     ca = trustme.CA()
     server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert(LOCALHOST).configure_cert(server_ctx)

@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 import smtplib
 
-import pytest
-
 from aiosmtpd.controller import Controller
 from aiosmtpd.handlers import Sink
+from tests.support import require_module
 
 LOCALHOST = "127.0.0.1"
 
@@ -65,7 +64,7 @@ def test_given_loop_wins_over_the_factory() -> None:
 
 
 def test_uvloop_factory_runs_the_server() -> None:
-    uvloop = pytest.importorskip("uvloop")
+    uvloop = require_module("uvloop")
     controller = Controller(Sink(), hostname=LOCALHOST, port=0, loop_factory=uvloop.new_event_loop)
     controller.start()
     try:

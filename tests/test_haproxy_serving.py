@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from aiosmtpd.controller import Controller
+from tests.support import require_module
 
 from .support import require_program
 
@@ -78,7 +79,7 @@ def haproxy(tmp_path: Path) -> Iterator[Callable[[int, str], int]]:
 
 @pytest.fixture(scope="module")
 def contexts() -> tuple[ssl.SSLContext, ssl.SSLContext]:
-    trustme = pytest.importorskip("trustme")
+    trustme = require_module("trustme")
     ca = trustme.CA()
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert(HOST).configure_cert(server_context)

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from aiosmtpd.controller import Controller
+from tests.support import require_module
 
 HOST = "127.0.0.1"
 HEADER = b"PROXY TCP4 192.0.2.7 127.0.0.1 40123 465\r\n"
@@ -74,7 +75,7 @@ class BioClient:
 
 @pytest.fixture(scope="module")
 def contexts() -> tuple[ssl.SSLContext, ssl.SSLContext]:
-    trustme = pytest.importorskip("trustme")
+    trustme = require_module("trustme")
     ca = trustme.CA()
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert(HOST).configure_cert(server_context)

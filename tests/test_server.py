@@ -20,6 +20,7 @@ from aiosmtpd.controller import get_localhost
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.server import SMTPServer
 from aiosmtpd.smtp import SMTP
+from tests.support import require_module
 
 from .prod_support import SHUTTING_DOWN, TIMEOUT, TOO_MANY
 from .test_examples import listening_port, load_example, send, start_example, stop_cleanly
@@ -169,7 +170,7 @@ async def test_unix_socket() -> None:
 
 @pytest.mark.asyncio
 async def test_implicit_tls() -> None:
-    trustme = pytest.importorskip("trustme")
+    trustme = require_module("trustme")
     ca = trustme.CA()
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert(HOST).configure_cert(server_context)

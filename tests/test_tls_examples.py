@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import leaked_credentials
+from tests.support import leaked_credentials, require_module
 from tests.test_cli import TIMEOUT
 from tests.test_examples import listening_port, load_example, start_example, stop_cleanly
 
@@ -24,7 +24,7 @@ MESSAGE = "From: alice@example.org\r\nSubject: tls\r\n\r\nHello over TLS.\r\n"
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, ssl.SSLContext]:
-    trustme = pytest.importorskip("trustme")
+    trustme = require_module("trustme")
     ca = trustme.CA()
     cert = ca.issue_cert("127.0.0.1", "localhost")
     folder = tmp_path_factory.mktemp("pki")

@@ -10,13 +10,15 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import require_module
+
 
 @pytest.fixture(scope="module")
 def tls_certificates(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> tuple[ssl.SSLContext, ssl.SSLContext, Path]:
     """(server context, client context, CA file) from a throw-away trustme CA."""
-    trustme = pytest.importorskip("trustme")
+    trustme = require_module("trustme")
     ca = trustme.CA()
     cert = ca.issue_cert("127.0.0.1", "localhost", "mx.test")
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

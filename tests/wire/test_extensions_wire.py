@@ -13,8 +13,6 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from .test_smtp_clients import certificates  # noqa: F401  (a module-scoped fixture)
-
 pytestmark = pytest.mark.wire
 
 
@@ -69,9 +67,9 @@ def test_smtplib_dsn_refused_when_off() -> None:
 
 
 def test_requiretls_offered_after_starttls(
-    certificates: tuple[ssl.SSLContext, ssl.SSLContext, Path],  # noqa: F811 (the fixture)
+    tls_certificates: tuple[ssl.SSLContext, ssl.SSLContext, Path],
 ) -> None:
-    server_context, client_context, _ = certificates
+    server_context, client_context, _ = tls_certificates
     box = Box()
     controller = Controller(
         box, hostname="127.0.0.1", port=0, tls_context=server_context, enable_REQUIRETLS=True

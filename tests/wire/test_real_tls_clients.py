@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
-from tests.support import leaked_credentials, require_program
+from tests.support import leaked_credentials, require_module, require_program
 from tests.test_cli import TIMEOUT, running
 from tests.wire.test_tls_attacks import serve
 
@@ -132,7 +132,7 @@ def _cli_login(port: int, client_context: ssl.SSLContext, mechanism: str) -> int
 
 
 def test_cli_ddd_logs_no_credentials(tmp_path: Path) -> None:
-    trustme = pytest.importorskip("trustme")
+    trustme = require_module("trustme")
     ca = trustme.CA()
     cert = ca.issue_cert("127.0.0.1")
     cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"

@@ -18,7 +18,7 @@ import pytest
 
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session, syntax
-from tests.support import require_program
+from tests.support import require_module, require_program
 
 pytestmark = pytest.mark.wire
 
@@ -59,22 +59,6 @@ async def serve(
             await asyncio.wait(tasks)
 
 
-@pytest.fixture(scope="module")
-def certificates(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> tuple[ssl.SSLContext, ssl.SSLContext, Path]:
-    trustme = pytest.importorskip("trustme")
-    ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1", "localhost", "mx.test")
-    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    cert.configure_cert(server_context)
-    client_context = ssl.create_default_context()
-    ca.configure_trust(client_context)
-    ca_file = tmp_path_factory.mktemp("ca") / "ca.pem"
-    ca.cert_pem.write_to_path(str(ca_file))
-    return server_context, client_context, ca_file
-
-
 def _smtplib_send(port: int) -> dict[str, tuple[int, bytes]]:
     with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
         client.ehlo("client.test")
@@ -99,9 +83,9 @@ async def test_smtplib_delivers() -> None:
 
 @pytest.mark.asyncio
 async def test_smtplib_starttls_and_auth(
-    certificates: tuple[ssl.SSLContext, ssl.SSLContext, Path],
+    tls_certificates: tuple[ssl.SSLContext, ssl.SSLContext, Path],
 ) -> None:
-    server_context, client_context, _ = certificates
+    server_context, client_context, _ = tls_certificates
     box = Box()
     tls_states: list[bool] = []
 
@@ -145,9 +129,9 @@ async def test_smtplib_starttls_and_auth(
 
 @pytest.mark.asyncio
 async def test_smtplib_implicit_tls(
-    certificates: tuple[ssl.SSLContext, ssl.SSLContext, Path],
+    tls_certificates: tuple[ssl.SSLContext, ssl.SSLContext, Path],
 ) -> None:
-    server_context, client_context, _ = certificates
+    server_context, client_context, _ = tls_certificates
     box = Box()
 
     def run(port: int) -> bool:
@@ -227,10 +211,10 @@ async def test_swaks_delivers() -> None:
 
 @pytest.mark.asyncio
 async def test_swaks_starttls_auth_login(
-    certificates: tuple[ssl.SSLContext, ssl.SSLContext, Path],
+    tls_certificates: tuple[ssl.SSLContext, ssl.SSLContext, Path],
 ) -> None:
     swaks = require_program("swaks")
-    server_context, _, _ = certificates
+    server_context, _, _ = tls_certificates
     box = Box()
 
     def authenticator(
@@ -294,10 +278,10 @@ async def test_curl_delivers(tmp_path: Path) -> None:
 
 @pytest.mark.asyncio
 async def test_curl_auth_login_over_starttls(
-    tmp_path: Path, certificates: tuple[ssl.SSLContext, ssl.SSLContext, Path]
+    tmp_path: Path, tls_certificates: tuple[ssl.SSLContext, ssl.SSLContext, Path]
 ) -> None:
     curl = require_program("curl")
-    server_context, _, ca_file = certificates
+    server_context, _, ca_file = tls_certificates
     message = tmp_path / "message.eml"
     message.write_bytes(MESSAGE)
     box = Box()
@@ -356,9 +340,9 @@ class PluginStyleSMTP(SMTP):
 
 @pytest.mark.asyncio
 async def test_plugin_replacing_starttls(
-    certificates: tuple[ssl.SSLContext, ssl.SSLContext, Path],
+    tls_certificates: tuple[ssl.SSLContext, ssl.SSLContext, Path],
 ) -> None:
-    server_context, client_context, _ = certificates
+    server_context, client_context, _ = tls_certificates
     box = Box()
 
     def run(port: int) -> None:
@@ -380,10 +364,10 @@ async def test_plugin_replacing_starttls(
     ids=lambda f: f.__name__,
 )
 def test_on_uvloop(
-    scenario: Any, certificates: tuple[ssl.SSLContext, ssl.SSLContext, Path]
+    scenario: Any, tls_certificates: tuple[ssl.SSLContext, ssl.SSLContext, Path]
 ) -> None:
     """STARTTLS through the public loop.start_tls() works on uvloop (DECISIONS row 8)."""
-    uvloop = pytest.importorskip("uvloop")
-    args = () if scenario is test_smtplib_delivers else (certificates,)
+    uvloop = require_module("uvloop")
+    args = () if scenario is test_smtplib_delivers else (tls_certificates,)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(scenario(*args))

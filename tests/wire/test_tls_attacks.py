@@ -19,6 +19,7 @@ import pytest
 
 from aiosmtpd._core.connection import Mode
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from tests.support import require_module
 
 pytestmark = pytest.mark.wire
 
@@ -287,7 +288,7 @@ async def test_asyncio_stream_start_tls_client(
 
 
 def test_on_uvloop(tls_certificates: Certificates) -> None:
-    uvloop = pytest.importorskip("uvloop")
+    uvloop = require_module("uvloop")
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         for split, safe, _ in (p.values for p in INJECTION_CASES):
             runner.run(test_starttls_injection_fails(tls_certificates, split, safe, None))
