@@ -175,48 +175,50 @@ def _per_message(figures: Figures, messages: int, rate_key: str) -> Figures:
     return figures
 
 
-def scenario_small(server: RunningServer, preset: Preset) -> Figures:
-    """Small messages over reused sessions: ``smtp-source -s 8 -m N -l 5000 -d``."""
+def _smtp_source_scenario(
+    server: RunningServer,
+    preset: Preset,
+    *,
+    sessions: int,
+    messages: int,
+    size: int,
+    reuse: bool,
+) -> Figures:
+    """Warm up with ``smtp-source``, then measure ``messages`` sent over ``sessions``."""
+    limit = preset.scenario_limit_seconds
+    warmup = preset.warmup_messages
     run_smtp_source(
-        server,
-        sessions=min(preset.small_sessions, preset.warmup_messages),
-        messages=preset.warmup_messages,
-        size=preset.small_size,
-        reuse=True,
-        limit=preset.scenario_limit_seconds,
+        server, sessions=min(sessions, warmup), messages=warmup, size=size, reuse=reuse, limit=limit
     )
     measurement = Measurement(server)
     run_smtp_source(
+        server, sessions=sessions, messages=messages, size=size, reuse=reuse, limit=limit
+    )
+    return _per_message(measurement.finish(), messages, "msgs_per_s")
+
+
+def scenario_small(server: RunningServer, preset: Preset) -> Figures:
+    """Small messages over reused sessions: ``smtp-source -s 8 -m N -l 5000 -d``."""
+    return _smtp_source_scenario(
         server,
+        preset,
         sessions=preset.small_sessions,
         messages=preset.small_messages,
         size=preset.small_size,
         reuse=True,
-        limit=preset.scenario_limit_seconds,
     )
-    return _per_message(measurement.finish(), preset.small_messages, "msgs_per_s")
 
 
 def scenario_per_connection(server: RunningServer, preset: Preset) -> Figures:
     """One message per connection: ``smtp-source`` without ``-d``."""
-    run_smtp_source(
+    return _smtp_source_scenario(
         server,
-        sessions=min(preset.per_connection_sessions, preset.warmup_messages),
-        messages=preset.warmup_messages,
-        size=preset.per_connection_size,
-        reuse=False,
-        limit=preset.scenario_limit_seconds,
-    )
-    measurement = Measurement(server)
-    run_smtp_source(
-        server,
+        preset,
         sessions=preset.per_connection_sessions,
         messages=preset.per_connection_messages,
         size=preset.per_connection_size,
         reuse=False,
-        limit=preset.scenario_limit_seconds,
     )
-    return _per_message(measurement.finish(), preset.per_connection_messages, "msgs_per_s")
 
 
 def scenario_pipelined(server: RunningServer, preset: Preset) -> Figures:
