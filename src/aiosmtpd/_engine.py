@@ -291,7 +291,19 @@ class SessionEngine(asyncio.Protocol):
         self._wake()
 
     def pause_writing(self) -> None:
-        self._writes.pause()
+        self._writes.pause(self._timeout_duration, self._on_write_stall)
+
+    def _on_write_stall(self) -> None:
+        """The peer has not read its replies for a whole ``timeout``: drop it."""
+        log.info("%r stopped reading its replies; connection dropped", self.session.peer)
+        self._closing = True
+        if self._conn is not None:
+            self._conn.close()
+        transport = self._active_transport
+        if transport is not None:
+            transport.abort()
+        self._writes.release()
+        self._wake()
 
     def resume_writing(self) -> None:
         self._writes.resume()
@@ -478,7 +490,7 @@ class SessionEngine(asyncio.Protocol):
             self._conn.close()
         transport = self._active_transport
         if transport is not None and not transport.is_closing():
-            transport.close()
+            self._close_transport(transport)
 
     def _close_after_reply(self) -> None:
         self._closing = True
@@ -541,8 +553,21 @@ class SessionEngine(asyncio.Protocol):
         transport = self._active_transport
         if transport is not None and not transport.is_closing():
             transport.write((self._render(reply, **fields) + "\r\n").encode("utf-8"))
-            transport.close()
+            self._close_transport(transport)
         self._wake()
+
+    def _close_transport(self, transport: Any) -> None:
+        """Close, or abort if the peer has stopped reading.
+
+        ``close()`` waits for the write buffer to drain, which never happens for a client
+        that stopped reading: its connection (and its connection-cap slot) would live
+        forever. Nothing waits on the write gate any more either way.
+        """
+        if self._writes.paused:
+            transport.abort()
+        else:
+            transport.close()
+        self._writes.release()
 
     def begin_shutdown(self) -> None:
         """Graceful stop (DECISIONS "graceful stop"), for servers and controllers.

@@ -68,25 +68,42 @@ class IdleTimer:
 
 
 class WriteGate:
-    """Mirrors the transport's write flow control as something a task can await."""
+    """Mirrors the transport's write flow control as something a task can await.
 
-    __slots__ = ("_waiter", "paused")
+    A peer that stops reading its replies keeps writes paused; ``pause`` can arm a stall
+    timer so that such a peer is dropped instead of holding the connection forever (the
+    idle timer does not run while a command is in progress).
+    """
+
+    __slots__ = ("_stall", "_waiter", "paused")
 
     def __init__(self) -> None:
         self.paused = False
         self._waiter: asyncio.Future[None] | None = None
+        self._stall: asyncio.TimerHandle | None = None
 
-    def pause(self) -> None:
+    def pause(
+        self, stall_after: float | None = None, on_stall: Callable[[], None] | None = None
+    ) -> None:
+        if not self.paused and stall_after and on_stall is not None:
+            self._stall = asyncio.get_running_loop().call_later(stall_after, on_stall)
         self.paused = True
 
     def resume(self) -> None:
         self.paused = False
+        self._cancel_stall()
         self._release_waiter()
 
     def release(self) -> None:
         """The connection is gone: nobody may stay blocked on it."""
         self.paused = False
+        self._cancel_stall()
         self._release_waiter()
+
+    def _cancel_stall(self) -> None:
+        if self._stall is not None:
+            self._stall.cancel()
+            self._stall = None
 
     async def wait(self) -> None:
         if not self.paused:

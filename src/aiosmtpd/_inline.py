@@ -128,7 +128,15 @@ def serve_inline(engine: SessionEngine) -> None:
             except BaseException as error:  # the task raises it, as if it ran there
                 engine._handoff = error
                 break
+            # Task.__step's bookkeeping for the future the command awaits: it is awaited
+            # again by the task (and maybe shared, e.g. the write gate's), which a future
+            # still marked as "blocking" refuses ("await wasn't used with future").
+            if getattr(yielded, "_asyncio_future_blocking", False):
+                yielded._asyncio_future_blocking = False
             engine._handoff = (coro, yielded)
+            # The command is in progress, not between commands: a graceful stop arriving
+            # before the task resumes it must let it finish.
+            engine._between_commands = False
             break
     finally:
         engine._inline_serving = False
