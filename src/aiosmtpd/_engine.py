@@ -243,6 +243,10 @@ class SessionEngine(asyncio.Protocol):
             return
         if self._proxy_buffer is not None:
             self._proxy_buffer += data
+            if not self._reading_paused and len(self._proxy_buffer) > READ_HIGH_WATER:
+                # A handle_PROXY hook is still deciding: do not buffer without bound.
+                self._reading_paused = True
+                self._active_transport.pause_reading()
             self._wake()
             return
         self._conn.receive_data(data)

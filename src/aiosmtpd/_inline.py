@@ -38,6 +38,15 @@ _INLINE_HELPERS = (
     "_parse_path_arg",
     "_say",
     "_send_line",
+    "_render",
+    "_flush",
+    "_close_after_reply",
+    "_extension_ehlo_lines",
+    "_requiretls_offered",
+    "_binarymime_offered",
+    "_current_transfer",
+    "_mail_esmtp_extra",
+    "_rcpt_esmtp_extra",
 )
 #: 1.4's legacy ``SMTP`` hooks (awaited by EHLO and RSET when a subclass defines them).
 _LEGACY_VERB_HOOKS = {"EHLO": "ehlo_hook", "RSET": "rset_hook"}

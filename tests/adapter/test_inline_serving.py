@@ -44,11 +44,16 @@ def test_overrides_take_verbs_off_the_inline_path() -> None:
         async def rset_hook(self) -> None:
             pass
 
+    class OwnExtensionLines(SMTP):
+        def _extension_ehlo_lines(self) -> list[str]:
+            return super()._extension_ehlo_lines()
+
     assert "MAIL" not in _inline._inline_verbs(OwnMail)
     assert "RCPT" in _inline._inline_verbs(OwnMail)
     assert _inline._inline_verbs(OwnHeloCheck) == frozenset()
     assert "RSET" not in _inline._inline_verbs(LegacyRsetHook)
     assert "MAIL" in _inline._inline_verbs(LegacyRsetHook)
+    assert _inline._inline_verbs(OwnExtensionLines) == frozenset()
 
 
 @pytest.mark.asyncio

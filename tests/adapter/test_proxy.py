@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from ipaddress import IPv4Address
 from typing import Any
 
 import pytest
 
+from aiosmtpd._engine import READ_HIGH_WATER
 from aiosmtpd.smtp import SMTP
 from aiosmtpd.testing.transport import SMTPClient
 
@@ -83,3 +85,35 @@ async def test_proxy_timeout_closes_without_reply() -> None:
     await client.wait_closed()
     await asyncio.wait([client.protocol._handler_coroutine])  # type: ignore[attr-defined]
     assert client.transport.output == b""
+
+
+@pytest.mark.asyncio
+async def test_input_behind_a_deciding_proxy_hook_stops_being_read(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A megabyte of NOOPs: keep the suite-wide DEBUG capture from logging each one.
+    caplog.set_level(logging.WARNING, logger="mail.log")
+    gate = asyncio.Event()
+    deciding = asyncio.Event()
+
+    class Deliberating(ProxyHandler):
+        async def handle_PROXY(
+            self, server: SMTP, session: Any, envelope: Any, proxy_data: Any
+        ) -> Any:
+            deciding.set()
+            await gate.wait()
+            return True
+
+    client = await _start(Deliberating())
+    await client.send(HEADER_V1)
+    await deciding.wait()
+    assert client.transport.is_reading()
+    # At the high-water mark the transport is still read; one command past it, it is not.
+    await client.send(b"NOOP\r\n" * (READ_HIGH_WATER // 6))
+    assert client.transport.is_reading()
+    await client.send(b"NOOP\r\n")
+    assert not client.transport.is_reading()
+    gate.set()
+    assert (await client.reply()).code == 220
+    assert (await client.reply()).code == 250  # the first buffered NOOP, now being served
+    await client.close()
