@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -46,6 +47,19 @@ def _run(target: Any, *args: Any) -> tuple[threading.Thread, list[Any]]:
     return thread, results
 
 
+def _stop_once(
+    controller: Controller, ready: threading.Event, send: Callable[[], Any]
+) -> list[Any]:
+    """Run ``send`` in a thread, stop ``controller`` once ``ready`` is set, return its result."""
+    thread, results = _run(send)
+    try:
+        assert ready.wait(TIMEOUT)
+        controller.stop()
+    finally:
+        thread.join()
+    return results
+
+
 def test_big_message_in_flight_gets_its_250() -> None:
     handler = Keeper()
     controller = Controller(handler, hostname=HOST, port=0)
@@ -62,12 +76,7 @@ def test_big_message_in_flight_gets_its_250() -> None:
             client.sock.sendall(message[1024 * 1024 :] + b".\r\n")
             return client.reply(), client.reply(), client.at_eof()
 
-    thread, results = _run(send)
-    try:
-        assert in_data.wait(TIMEOUT)
-        controller.stop()
-    finally:
-        thread.join()
+    results = _stop_once(controller, in_data, send)
     assert results == [(b"250 OK kept", SHUTTING_DOWN, True)]
     assert handler.contents == [message]
 
@@ -91,12 +100,7 @@ def test_running_handler_finishes_within_the_deadline() -> None:
             client.sock.sendall(b"Subject: s\r\n\r\nbody\r\n.\r\n")
             return client.reply(), client.reply()
 
-    thread, results = _run(send)
-    try:
-        assert entered.wait(TIMEOUT)
-        controller.stop()
-    finally:
-        thread.join()
+    results = _stop_once(controller, entered, send)
     assert results == [(b"250 finished after stop", SHUTTING_DOWN)]
 
 
@@ -121,12 +125,7 @@ def test_past_the_deadline_the_client_gets_421_and_nothing_is_delivered(deadline
             client.sock.sendall(b"Subject: s\r\n\r\nbody\r\n.\r\n")
             return client.reply(), client.at_eof()
 
-    thread, results = _run(send)
-    try:
-        assert entered.wait(TIMEOUT)
-        controller.stop()
-    finally:
-        thread.join()
+    results = _stop_once(controller, entered, send)
     assert results == [(SHUTTING_DOWN, True)]
     assert delivered == []
 

@@ -181,21 +181,22 @@ async def _run(*argv: str, stdin: bytes | None = None) -> tuple[int, str]:
     return process.returncode, output.decode(errors="replace")
 
 
+def _swaks_to(swaks: str, port: int) -> tuple[str, ...]:
+    """swaks sending a@example.com -> b@example.com to our server on ``port``."""
+    return (
+        swaks,
+        *("--server", "127.0.0.1", "--port", str(port)),
+        *("--from", "a@example.com", "--to", "b@example.com"),
+    )
+
+
 @pytest.mark.asyncio
 async def test_swaks_delivers() -> None:
     swaks = require_program("swaks")
     box = Box()
     async with serve(box) as port:
         code, output = await _run(
-            swaks,
-            "--server",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--from",
-            "a@example.com",
-            "--to",
-            "b@example.com",
+            *_swaks_to(swaks, port),
             "--helo",
             "swaks.test",
             "--pipeline",
@@ -226,15 +227,7 @@ async def test_swaks_starttls_auth_login(
 
     async with serve(box, tls_context=server_context, authenticator=authenticator) as port:
         code, output = await _run(
-            swaks,
-            "--server",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--from",
-            "a@example.com",
-            "--to",
-            "b@example.com",
+            *_swaks_to(swaks, port),
             "--tls",
             "--auth",
             "LOGIN",
