@@ -35,6 +35,13 @@ class Box:
         self.sessions.append(session)
         return "250 OK queued"
 
+    def assert_one_message(self, marker: bytes) -> None:
+        """Exactly one a@example.com -> b@example.com message arrived, containing ``marker``."""
+        (envelope,) = self.envelopes
+        assert envelope.mail_from == "a@example.com"
+        assert envelope.rcpt_tos == ["b@example.com"]
+        assert marker in envelope.content  # type: ignore[operator]
+
 
 @contextlib.asynccontextmanager
 async def serve(
@@ -204,10 +211,7 @@ async def test_swaks_delivers() -> None:
             "hello from swaks",
         )
     assert code == 0, output
-    (envelope,) = box.envelopes
-    assert envelope.mail_from == "a@example.com"
-    assert envelope.rcpt_tos == ["b@example.com"]
-    assert b"hello from swaks" in envelope.content  # type: ignore[operator]
+    box.assert_one_message(b"hello from swaks")
 
 
 @pytest.mark.asyncio
@@ -263,10 +267,7 @@ async def test_curl_delivers(tmp_path: Path) -> None:
             str(message),
         )
     assert code == 0, output
-    (envelope,) = box.envelopes
-    assert envelope.mail_from == "a@example.com"
-    assert envelope.rcpt_tos == ["b@example.com"]
-    assert b"Subject: wire" in envelope.content  # type: ignore[operator]
+    box.assert_one_message(b"Subject: wire")
 
 
 @pytest.mark.asyncio
