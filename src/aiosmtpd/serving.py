@@ -22,6 +22,7 @@ Must not know: SMTP commands. It only calls the protocol's ``begin_shutdown()`` 
 from __future__ import annotations
 
 import asyncio
+import errno
 import socket
 import ssl
 from collections.abc import Callable, Iterable, Sequence
@@ -168,12 +169,30 @@ def reserve_port(host: str | Sequence[str] | None, port: int) -> tuple[int, list
         for name in hosts
         for info in socket.getaddrinfo(name, 0, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     ]
+    addresses = list(
+        dict.fromkeys((info[0], info[4]) for info in infos)  # (family, sockaddr), deduplicated
+    )
+    for _attempt in range(PORT_ATTEMPTS - 1):
+        try:
+            return _reserve_on_all(addresses)
+        except OSError as error:
+            # The port picked on the first address was taken on another: pick again.
+            if error.errno != errno.EADDRINUSE:
+                raise
+    return _reserve_on_all(addresses)
+
+
+#: How many ports ``reserve_port`` tries before it gives up (a port free on the first
+#: address may be in use on another; a handful of tries makes that vanishingly rare).
+PORT_ATTEMPTS = 8
+
+
+def _reserve_on_all(addresses: Sequence[tuple[int, Any]]) -> tuple[int, list[socket.socket]]:
+    """Bind the port the first address gets on every other address, or raise."""
     reserved: list[socket.socket] = []
     chosen = 0
     try:
-        for family, _type, _proto, _canon, address in dict.fromkeys(
-            (info[0], info[1], info[2], info[3], info[4]) for info in infos
-        ):
+        for family, address in addresses:
             sock = socket.socket(family, socket.SOCK_STREAM)
             reserved.append(sock)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
