@@ -1,14 +1,15 @@
-"""The session engine under ``SMTP``: one task per connection driving the sans-I/O core.
+"""The session engine under ``SMTP``: the protocol callbacks driving the sans-I/O core.
 
-Owns: the protocol callbacks (``connection_made`` ... ``resume_writing``), the session
-task that pulls core events and dispatches commands to ``smtp_<VERB>`` methods, reply
+Owns: the protocol callbacks (``connection_made`` ... ``resume_writing``), taking core
+events in order and dispatching commands to ``smtp_<VERB>`` methods, reply
 buffering (replies go out with ONE ``transport.write`` per pipelined group: the buffer is
 flushed when the core needs more input, before closing and before STARTTLS), the idle
 timer, back-pressure in both directions, the verb gates that apply to every command
 (require_starttls, unknown-command limit, ``command_call_limit``), hook invocation and
 ``handle_exception``; admission against the server's ``ConnectionLimiter`` (421 4.7.0)
 and the graceful-stop entry points. The PROXY header stage (and implicit TLS after it) is
-in ``_proxy_stage``; serving hook-free commands without a task wake-up is in ``_inline``.
+in ``_proxy_stage``; when a session needs a task at all (only while user code runs or a
+command awaits something) is decided in ``_driver``.
 (The 1.4 value types ``Session``, ``Envelope``, ``MISSING``, ``@syntax`` and ``sanitize``
 live in ``_session``.)
 
@@ -25,10 +26,11 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from . import _compat as compat
+from . import _lifecycle as lifecycle
 from ._core import replies as R
 from ._core.connection import Mode, ServerConnection
 from ._core.events import (
@@ -41,10 +43,10 @@ from ._core.events import (
     EndOfData,
     Event,
     Rejected,
-    Sentinel,
 )
+from ._driver import ENTER_TASK, WAIT_FOR_INPUT, abandon, drive, resume, start_task_for
 from ._flow import IdleTimer, WriteGate
-from ._inline import resume_handoff, serve_inline
+from ._output import ReplyOutput
 from ._proxy_stage import accept_proxy_header
 from ._session import (
     MISSING,
@@ -64,15 +66,13 @@ EMPTY_BARR = bytearray()
 #: Stop reading from the socket while this much unparsed input is buffered (a client
 #: pipelining faster than its commands are served); resume when the core needs data.
 READ_HIGH_WATER = 1024 * 1024
-#: Write buffered replies out once they exceed this, even mid-group.
-WRITE_FLUSH_SIZE = 64 * 1024
 
 
 def _reply(reply: R.Reply, **fields: Any) -> str:
     return reply.with_text(reply.text.format(**fields)).render() if fields else reply.render()
 
 
-class SessionEngine(asyncio.Protocol):
+class SessionEngine(ReplyOutput, asyncio.Protocol):
     """Connection plumbing shared by ``SMTP`` and ``LMTP``; see the module docstring."""
 
     # The per-connection state lives in slots: one protocol object exists per connection,
@@ -81,33 +81,28 @@ class SessionEngine(asyncio.Protocol):
     # subclasses) still have a ``__dict__`` for their own attributes.
     __slots__ = (
         "_auth_failures",
-        "_between_commands",
         "_bogus",
         "_call_counts",
         "_closing",
         "_conn",
-        "_final_replies",
-        "_handler_coroutine",
-        "_handoff",
+        "_driving",
+        "_ended",
         "_implicit_tls",
-        "_inline_serving",
         "_input_waiter",
         "_limiter_key",
         "_lost",
         "_original_transport",
-        "_out",
-        "_out_size",
-        "_pending_event",
         "_proxy_buffer",
         "_proxy_eof",
         "_proxy_timer",
         "_reader",
         "_reading_paused",
         "_shutdown_requested",
+        "_suspended",
+        "_task",
         "_timer",
         "_tls_early_input",
         "_tls_handshake_okay",
-        "_tls_plain_transport",
         "_tls_protocol",
         "_writer",
         "_writes",
@@ -147,7 +142,13 @@ class SessionEngine(asyncio.Protocol):
         self._original_transport: Any = None
         self._implicit_tls = False
         self._tls_handshake_okay = True
-        self._handler_coroutine: asyncio.Task[None] | None = None
+        #: The session task, while one runs (``_driver``); ``None`` while idle.
+        self._task: asyncio.Task[None] | None = None
+        #: A library command waiting for input without a task (``_driver.resume``).
+        self._suspended: Coroutine[Any, Any, None] | None = None
+        self._driving = False
+        #: Resolved when the session is over (``_handler_coroutine``); made on demand.
+        self._ended: asyncio.Future[None] | None = None
         self.session: Session = None  # type: ignore[assignment]
         self.envelope: Envelope = None  # type: ignore[assignment]
         self._conn: ServerConnection = None  # type: ignore[assignment]
@@ -176,14 +177,8 @@ class SessionEngine(asyncio.Protocol):
         self._proxy_eof = False
         self._proxy_timer: asyncio.TimerHandle | None = None
         self._shutdown_requested = False
-        self._between_commands = False
         #: The client address this connection holds a ConnectionLimiter slot for.
         self._limiter_key: str | None = None
-        #: Inline serving (see ``_serve_inline``): the event it pulled but left to the
-        #: session task, or what it hands over (a suspended command or an exception).
-        self._pending_event: Event | None = None
-        self._handoff: tuple[Any, Any] | BaseException | None = None
-        self._inline_serving = False
 
     def _create_session(self) -> Session:
         return Session(self._loop or asyncio.get_running_loop())
@@ -196,11 +191,6 @@ class SessionEngine(asyncio.Protocol):
 
     def _new_core(self) -> ServerConnection:
         raise NotImplementedError
-
-    @property
-    def _active_transport(self) -> Any:
-        transport = self._writer._transport
-        return transport if transport is not None else self.transport
 
     @property
     def _tls_active(self) -> bool:
@@ -224,7 +214,21 @@ class SessionEngine(asyncio.Protocol):
         if self._proxy_timeout is not None:
             self._proxy_buffer = bytearray()
             self._proxy_timer = loop.call_later(self._proxy_timeout, self._on_proxy_timeout)
-        self._handler_coroutine = loop.create_task(self._handle_client())
+            start_task_for(self, self._proxy_stage())
+            return
+        if self._admit_connection():
+            self._say(R.GREETING, hostname=self.hostname, ident=self.__ident__)
+            self._flush()
+        else:
+            self._end_connection()
+
+    async def _proxy_stage(self) -> None:
+        """Before the greeting: the PROXY header, ``handle_PROXY`` and the caps."""
+        if not await self._accept_proxy_header():
+            raise _ConnectionGone
+        if not self._admit_connection():
+            raise _ConnectionGone
+        self._say(R.GREETING, hostname=self.hostname, ident=self.__ident__)
 
     def data_received(self, data: bytes) -> None:
         if self._conn is None or self._closing:
@@ -250,11 +254,12 @@ class SessionEngine(asyncio.Protocol):
             self._wake()
             return
         self._conn.receive_data(data)
-        if self._between_commands and not self._inline_serving and self._waiting_for_input():
-            self._serve_inline()
-        else:
-            self._wake()
-        if not self._reading_paused and self._conn.buffered_size > READ_HIGH_WATER:
+        self._kick()
+        if (
+            not self._reading_paused
+            and not self._closing
+            and self._conn.buffered_size > READ_HIGH_WATER
+        ):
             self._reading_paused = True
             self._active_transport.pause_reading()
 
@@ -279,9 +284,9 @@ class SessionEngine(asyncio.Protocol):
             self._tls_early_input.append(b"")
         elif self._conn is not None and not self._lost:
             self._conn.receive_data(b"")
-            self._wake()
+            self._kick()
         # Keep the transport open so pipelined replies can still be written; the session
-        # task closes it after ConnectionClosed. (SSL transports ignore the request.)
+        # closes it after ConnectionClosed. (SSL transports ignore the request.)
         return None if self._tls_active else True
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -292,7 +297,8 @@ class SessionEngine(asyncio.Protocol):
             if self._conn is not None:
                 self._conn.receive_data(b"")
         self._writes.release()
-        self._wake()
+        if self._conn is not None:
+            self._kick()
 
     def pause_writing(self) -> None:
         self._writes.pause(self._timeout_duration, self._on_write_stall)
@@ -307,89 +313,57 @@ class SessionEngine(asyncio.Protocol):
         if transport is not None:
             transport.abort()
         self._writes.release()
-        self._wake()
+        self._kick()
 
     def resume_writing(self) -> None:
         self._writes.resume()
+        if self._conn is not None and self._task is None and self._suspended is None:
+            drive(self)
 
-    # --- output ------------------------------------------------------------------------------
-    def _send_line(self, line: bytes) -> None:
-        conn = self._conn
-        # Only a 220 can start the TLS handshake (the mode is read only around those).
-        mode = conn.mode if line.startswith(b"220") else None
-        data = conn.send(line)
-        self._out.append(data)
-        self._out_size += len(data)
-        if not line.startswith(b"334"):
-            self._final_replies += 1
-        # 220 to STARTTLS must be on the wire before the handshake starts, whoever runs it
-        # (a plugin's smtp_STARTTLS awaits loop.start_tls right after push()). Other
-        # replies wait for the end of the pipelined group (flushed on NEED_DATA).
-        entered_tls_pending = (
-            mode is not None and mode is not Mode.TLS_PENDING and conn.mode is Mode.TLS_PENDING
-        )
-        if entered_tls_pending:
-            self._tls_plain_transport = self._active_transport
-        if self._out_size > WRITE_FLUSH_SIZE or entered_tls_pending:
-            self._flush()
-
-    def _say(self, reply: R.Reply, **fields: Any) -> None:
-        self._send_line(self._render(reply, **fields).encode("utf-8"))
-
-    def _render(self, reply: R.Reply, **fields: Any) -> str:
-        """A library reply as sent: with its RFC 3463 code if ENHANCEDSTATUSCODES is on."""
-        if fields:
-            reply = reply.with_text(reply.text.format(**fields))
-        return reply.render(self.enhanced_status_codes)
-
-    def _flush(self) -> None:
-        if not self._out:
-            return
-        data = b"".join(self._out) if len(self._out) > 1 else self._out[0]
-        self._out.clear()
-        self._out_size = 0
-        transport = self._active_transport
-        if transport is not None and not transport.is_closing():
-            transport.write(data)
-
-    async def push(self, status: str | bytes) -> None:
-        """Send one reply line (CRLF is added).
-
-        A status holding line breaks (``"250-a\r\n250 b"``, which 1.4 wrote out raw) is
-        sent as its lines.
-        """
-        if isinstance(status, str):
-            status = status.encode("utf-8" if self.enable_SMTPUTF8 else "ascii")
-        if b"\n" in status or b"\r" in status:
-            for line in status.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n"):
-                if line:
-                    self._send_line(line)
+    # --- driving the session (see _driver) ---------------------------------------------------
+    def _kick(self) -> None:
+        """Input or EOF arrived: wake whoever waits for it, or serve it right here."""
+        if self._task is not None:
+            self._wake()
+        elif self._suspended is not None:
+            if not self._driving:
+                resume(self)
         else:
-            self._send_line(status)
-        if self._writes.paused:
-            self._flush()
-            await self._writes.wait()
+            drive(self)
 
-    # --- the session task -------------------------------------------------------------------
     def _wake(self) -> None:
         waiter = self._input_waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    def _waiting_for_input(self) -> bool:
-        waiter = self._input_waiter
-        return waiter is not None and not waiter.done()
+    @property
+    def _handler_coroutine(self) -> asyncio.Future[None]:
+        """1.4's session task, as something to await or cancel: done when the session is.
 
-    def _serve_inline(self) -> None:
-        serve_inline(self)
+        (There is no task per connection any more; see ``_driver``.) Cancelling it ends
+        the session at once, as cancelling 1.4's task did.
+        """
+        return lifecycle.session_end(self)
 
-    async def _resume_handoff(self) -> None:
-        await resume_handoff(self)
+    def _session_over(self) -> bool:
+        return self._closing and self._task is None and self._suspended is None
+
+    def _in_own_task(self) -> bool:
+        task = self._task
+        return task is not None and asyncio.current_task() is task
+
+    async def _enter_task(self) -> None:
+        """Continue inside the session task (before user code runs; see ``_driver``)."""
+        if not self._in_own_task():
+            await ENTER_TASK
 
     async def _wait_for_input(self) -> None:
         if self._reading_paused and not self._lost:
             self._reading_paused = False
             self._active_transport.resume_reading()
+        if not self._in_own_task():
+            await WAIT_FOR_INPUT  # task-less: _driver.resume continues us
+            return
         waiter = asyncio.get_running_loop().create_future()
         self._input_waiter = waiter
         try:
@@ -397,8 +371,43 @@ class SessionEngine(asyncio.Protocol):
         finally:
             self._input_waiter = None
 
+    def _ready_event(self) -> Event | None:
+        """The next event between commands, or ``None``: nothing to serve now.
+
+        ``None`` when the core needs input (replies are flushed first), while writes are
+        paused (``resume_writing`` drives again), and once the connection is closing.
+        """
+        conn = self._conn
+        while True:
+            if self._closing:
+                return None
+            if self._shutdown_requested:
+                self._close_with(R.SHUTTING_DOWN)
+                return None
+            if self._writes.paused:
+                self._flush()
+                return None
+            event = conn.next_event()
+            if event is NEED_DATA:
+                self._flush()
+                if self._reading_paused and not self._lost:
+                    self._reading_paused = False
+                    self._active_transport.resume_reading()
+                return None
+            if event is PAUSED:
+                if conn.mode is Mode.COMMAND:
+                    # The last command got no final reply line (a hook returned only
+                    # "250-" lines, say): the client would wait forever. Answer for it.
+                    log.error("%r command left without a final reply", self.session.peer)
+                    self._say(R.LOCAL_ERROR)
+                    continue
+                return None
+            self._timer.touch()
+            return event
+
     async def _next_event(self) -> Event | None:
-        """The next core event, flushing replies first when input must be awaited.
+        """The next core event inside a command (DATA content, an AUTH line, a chunk),
+        flushing replies first when input must be awaited.
 
         ``None`` means the connection is over (closed by either side).
         """
@@ -407,24 +416,15 @@ class SessionEngine(asyncio.Protocol):
             if self._writes.paused:
                 self._flush()
                 await self._writes.wait()
-            if self._handoff is not None:
-                await self._resume_handoff()
-                continue
             if self._closing:
                 return None
-            event: Event | Sentinel
-            if self._pending_event is not None:
-                event, self._pending_event = self._pending_event, None
-            else:
-                event = self._conn.next_event()
+            event = self._conn.next_event()
             if event is NEED_DATA:
                 self._flush()
                 await self._wait_for_input()
                 continue
             if event is PAUSED:
                 if self._conn.mode is Mode.COMMAND:
-                    # The last command got no final reply line (a hook returned only
-                    # "250-" lines, say): the client would wait forever. Answer for it.
                     log.error("%r command left without a final reply", self.session.peer)
                     self._say(R.LOCAL_ERROR)
                     continue
@@ -433,55 +433,14 @@ class SessionEngine(asyncio.Protocol):
             self._timer.touch()
             return event
 
-    async def _handle_client(self) -> None:
-        try:
-            if self._proxy_buffer is not None and not await self._accept_proxy_header():
-                return
-            if not self._admit_connection():
-                return
-            self._say(R.GREETING, hostname=self.hostname, ident=self.__ident__)
-            while not self._shutdown_requested:
-                self._between_commands = True
-                try:
-                    event = await self._next_event()
-                finally:
-                    self._between_commands = False
-                if event is None:
-                    break
-                await self._dispatch(event)
-            else:
-                self._close_with(R.SHUTTING_DOWN)
-        except _ConnectionGone:
-            pass
-        except Exception:
-            log.exception("%r SMTP session exception", self.session.peer)
-        finally:
-            self._end_connection()
-
-    def _client_address(self) -> str:
-        """The address connection caps count: the PROXY header's source, else the peer's."""
-        proxy = self.session.proxy_data
-        source = getattr(proxy, "src_addr", None)
-        if source is not None:
-            return str(source)
-        peer = self.session.peer
-        return str(peer[0]) if isinstance(peer, tuple) and peer else str(peer)
-
     def _admit_connection(self) -> bool:
         """Take a slot of the connection caps, or answer 421 4.7.0 and close."""
-        limiter = self._connection_limiter
-        if limiter is None:
-            return True
-        address = self._client_address()
-        if limiter.acquire(address):
-            self._limiter_key = address
-            return True
-        log.warning("%r refused: too many connections", self.session.peer)
-        self._close_with(R.TOO_MANY_CONNECTIONS)
-        return False
+        return lifecycle.admit(self)
 
     def _end_connection(self) -> None:
+        """The session is over: release everything it holds (idempotent)."""
         self._closing = True
+        abandon(self)
         if self._limiter_key is not None:
             self._connection_limiter.release(self._limiter_key)
             self._limiter_key = None
@@ -495,6 +454,9 @@ class SessionEngine(asyncio.Protocol):
         transport = self._active_transport
         if transport is not None and not transport.is_closing():
             self._close_transport(transport)
+        ended = self._ended
+        if ended is not None and not ended.done() and self._task is None:
+            ended.set_result(None)
 
     def _close_after_reply(self) -> None:
         self._closing = True
@@ -558,7 +520,10 @@ class SessionEngine(asyncio.Protocol):
         if transport is not None and not transport.is_closing():
             transport.write((self._render(reply, **fields) + "\r\n").encode("utf-8"))
             self._close_transport(transport)
-        self._wake()
+        if self._task is not None:
+            self._wake()  # the task sees _closing and ends the session
+        else:
+            self._end_connection()
 
     def _close_transport(self, transport: Any) -> None:
         """Close, or abort if the peer has stopped reading.
@@ -583,7 +548,8 @@ class SessionEngine(asyncio.Protocol):
         when a deadline passes.
         """
         self._shutdown_requested = True
-        waiting = self._between_commands or self._proxy_buffer is not None
+        between_commands = self._task is None and self._suspended is None
+        waiting = between_commands or self._proxy_buffer is not None
         if waiting and not self._closing and not self._lost:
             self._close_with(R.SHUTTING_DOWN)
 
@@ -666,6 +632,8 @@ class SessionEngine(asyncio.Protocol):
         hook = self._handle_hooks.get(command)
         if hook is None:
             return MISSING
+        if not self._in_own_task():
+            await ENTER_TASK  # user code runs in the session task (see _driver)
         assert self._timer is not None
         self._timer.busy += 1
         try:

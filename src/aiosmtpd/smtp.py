@@ -4,8 +4,8 @@ Owns: the aiosmtpd 1.4 public surface of ``aiosmtpd.smtp`` (``SMTP`` with every 
 keyword argument and its validation, the module constants and re-exported names) and the
 meaning of each command: the ``smtp_<VERB>`` methods (validate -> ``handle_<VERB>`` hook
 -> reply), EHLO keywords, DATA delivery.
-The connection plumbing (session task, reply buffering, timers, back-pressure) is in
-``_engine``; the AUTH command, ``challenge_auth`` and PLAIN/LOGIN in ``auth``; STARTTLS in
+The connection plumbing (driving the session, timers, back-pressure) is in ``_engine``
+and ``_driver``, reply buffering in ``_output``; the AUTH command, ``challenge_auth`` and PLAIN/LOGIN in ``auth``; STARTTLS in
 ``_tls``; deprecation shims in ``_compat``.
 
 Invariants: arguments are parsed only by ``aiosmtpd._core.syntax``; every reply the
@@ -152,8 +152,11 @@ class SMTP(BuiltinMechanisms, ChunkingMixin, ext.ExtensionsMixin, SessionEngine)
     #: The transaction whose MAIL said ``BODY=BINARYMIME`` (it must use BDAT, RFC 3030 §3).
     _binarymime_envelope: Envelope | None = None
     #: Commands the engine may serve inline, outside the session task, when neither the
-    #: handler nor a subclass adds code to them (``_engine._inline_verbs``).
-    _INLINE_SAFE_VERBS = frozenset({"EHLO", "HELO", "MAIL", "NOOP", "QUIT", "RCPT", "RSET"})
+    #: handler nor a subclass adds code to them (``_driver._inline_verbs``).
+    #: DATA is served inline up to delivery and enters the task before ``handle_DATA``.
+    _INLINE_SAFE_VERBS = frozenset(
+        {"DATA", "EHLO", "HELO", "MAIL", "NOOP", "QUIT", "RCPT", "RSET"}
+    )
 
     def __init__(
         self,
@@ -653,6 +656,7 @@ class SMTP(BuiltinMechanisms, ChunkingMixin, ext.ExtensionsMixin, SessionEngine)
         if process_message is None:
             return self._render(R.OK)
         compat.warn_deprecated(compat.PROCESS_MESSAGE)
+        await self._enter_task()
         envelope = self.envelope
         result = process_message(
             self.session.peer, envelope.mail_from, envelope.rcpt_tos, envelope.content

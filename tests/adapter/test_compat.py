@@ -147,7 +147,12 @@ async def test_plugin_internals() -> None:
         assert server.transport is transport
         assert server._reader._transport is transport
         assert server._writer._transport is transport
-        assert isinstance(server._handler_coroutine, asyncio.Task)
+        # 1.4's session task: now a future that is done when the session is (there is
+        # no task per connection); awaiting and cancelling it work as before.
+        session_end = server._handler_coroutine
+        assert isinstance(session_end, asyncio.Future)
+        assert not session_end.done()
+        assert server._handler_coroutine is session_end
         assert server._tls_protocol is None
         assert server.event_handler is not None
         # A plugin's own STARTTLS swaps the transport: writes follow the new one.
@@ -168,6 +173,7 @@ async def test_plugin_internals() -> None:
         # connection_lost closed the original transport too.
         assert transport.is_closing()
         await client.close()
+        await session_end
 
 
 @pytest.mark.asyncio

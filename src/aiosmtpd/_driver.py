@@ -1,0 +1,257 @@
+"""Driving a session from the protocol callbacks, with a task only while one is needed.
+
+Owns: serving the core's events straight from ``data_received`` (``drive``) for commands
+that run no user code (``_inline_verbs``), keeping such a command suspended without any
+task while it waits for more input (a DATA's content, ``resume``), and moving work into
+the session's task the moment user code is about to run (a ``handle_<VERB>`` hook, an
+``smtp_<VERB>`` override, the ``handle_exception`` hook) or a library coroutine must wait
+for something other than input (write back-pressure): ``start_task_for``.
+
+Why: an idle connection then holds no task, no coroutine frames and no future (it is
+only its protocol object and the core), and a command costs no task wake-up; user code
+still always runs inside a task (``asyncio.current_task()``, ``asyncio.timeout`` and
+context variables behave as users expect).
+
+Invariants: at most one of "the session task runs" (``engine._task``) and "a command is
+suspended task-less" (``engine._suspended``) holds at any time; events are taken from
+the core in order and only after the previous command finished; a command moved into the
+task continues exactly where it stopped.
+Must not know: what the commands mean; the core's framing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import types
+from collections.abc import Coroutine, Generator
+from typing import TYPE_CHECKING, Any
+
+from ._core import replies as R
+from ._core.events import Command, ConnectionClosed, Rejected
+from ._session import _ConnectionGone
+
+if TYPE_CHECKING:
+    from ._engine import SessionEngine
+
+log = logging.getLogger("mail.log")
+
+
+class _Marker:
+    """Something a task-less library coroutine yields to ``_step`` to say what it needs."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __await__(self) -> Generator[Any, None, None]:
+        yield self
+
+    def __repr__(self) -> str:
+        return f"<{self.name}>"
+
+
+#: "Resume me when more input has arrived" (``SessionEngine._wait_for_input``).
+WAIT_FOR_INPUT = _Marker("wait for input")
+#: "Continue me inside the session task": user code is about to run.
+ENTER_TASK = _Marker("enter task")
+
+_INLINE_VERBS: dict[type, frozenset[str]] = {}
+#: Methods an inline-served command may call: a subclass overriding any of them turns
+#: inline serving off for the whole class (an override may await anything).
+_INLINE_HELPERS = (
+    "_on_command",
+    "push",
+    "handle_exception",
+    "_call_handler_hook",
+    "_enter_task",
+    "check_helo_needed",
+    "check_auth_needed",
+    "_set_rset_state",
+    "_create_envelope",
+    "_ehlo",
+    "_ehlo_lines",
+    "_parse_path_arg",
+    "_say",
+    "_send_line",
+    "_render",
+    "_flush",
+    "_close_after_reply",
+    "_extension_ehlo_lines",
+    "_requiretls_offered",
+    "_binarymime_offered",
+    "_current_transfer",
+    "_mail_esmtp_extra",
+    "_rcpt_esmtp_extra",
+    "_next_event",
+    "_wait_for_input",
+    "_read_message",
+    "_receive_and_deliver",
+    "_deliver_content",
+    "_deliver",
+    "_push_data_replies",
+)
+#: 1.4's legacy ``SMTP`` hooks (awaited by EHLO and RSET when a subclass defines them).
+_LEGACY_VERB_HOOKS = {"EHLO": "ehlo_hook", "RSET": "rset_hook"}
+#: Verbs whose ``handle_<VERB>`` hook is called behind ``_enter_task`` (after the command
+#: started inline): DATA receives the content without a task and enters one to deliver.
+GATED_HOOK_VERBS = frozenset({"DATA"})
+
+
+def _inline_verbs(cls: type) -> frozenset[str]:
+    """The verbs of ``cls`` that ``drive`` may run: the declaring class's
+    ``_INLINE_SAFE_VERBS`` whose ``smtp_<VERB>`` and helpers ``cls`` does not override."""
+    verbs = _INLINE_VERBS.get(cls)
+    if verbs is None:
+        owner = next((k for k in cls.__mro__ if "_INLINE_SAFE_VERBS" in k.__dict__), None)
+        if owner is None or any(
+            getattr(cls, name, None) is not getattr(owner, name, None) for name in _INLINE_HELPERS
+        ):
+            verbs = frozenset()
+        else:
+            verbs = frozenset(
+                verb
+                for verb in owner.__dict__["_INLINE_SAFE_VERBS"]
+                if getattr(cls, "smtp_" + verb, None) is getattr(owner, "smtp_" + verb)
+                and not hasattr(cls, _LEGACY_VERB_HOOKS.get(verb, "smtp_" + verb + "_"))
+            )
+        _INLINE_VERBS[cls] = verbs
+    return verbs
+
+
+def drive(engine: SessionEngine) -> None:
+    """Serve what the core has buffered, from a protocol callback; no task is running.
+
+    Stops when the core needs more input, when a command suspends (task-less, waiting
+    for input) or moves into the session task, and ends the connection once it closed.
+    """
+    if engine._driving:
+        return  # re-entered from a callback we caused: the outer loop sees the new input
+    engine._driving = True
+    try:
+        while engine._task is None and engine._suspended is None:
+            event = engine._ready_event()
+            if event is None:
+                break
+            if type(event) is Command:
+                if _may_serve_inline(engine, event):
+                    _step(engine, engine._on_command(event), None)
+                else:
+                    start_task_for(engine, engine._dispatch(event))
+            elif type(event) is Rejected:
+                engine._say(event.reply)
+                if event.close:
+                    engine._close_after_reply()
+            elif type(event) is ConnectionClosed:
+                engine._closing = True
+            else:
+                log.error("%r unexpected core event %r", engine.session.peer, event)
+    finally:
+        engine._driving = False
+    if engine._closing and engine._task is None and engine._suspended is None:
+        engine._end_connection()
+
+
+def resume(engine: SessionEngine) -> None:
+    """Continue the task-less suspended command: input arrived, or the peer went away."""
+    coro = engine._suspended
+    assert coro is not None
+    engine._suspended = None
+    engine._driving = True
+    try:
+        _step(engine, coro, None)
+    finally:
+        engine._driving = False
+    drive(engine)
+
+
+def abandon(engine: SessionEngine) -> None:
+    """The connection is being closed: a suspended command will never get its input."""
+    coro = engine._suspended
+    if coro is not None:
+        engine._suspended = None
+        coro.close()
+
+
+def _may_serve_inline(engine: SessionEngine, command: Command) -> bool:
+    hooks = engine._handle_hooks
+    verb = command.verb
+    return (
+        verb in _inline_verbs(type(engine))
+        and (verb not in hooks or verb in GATED_HOOK_VERBS)
+        and "exception" not in hooks
+    )
+
+
+def _step(engine: SessionEngine, coro: Coroutine[Any, Any, None], value: None) -> None:
+    """Run ``coro`` until it finishes or suspends; park it or move it into the task."""
+    try:
+        yielded = coro.send(value)
+    except StopIteration:
+        return
+    except _ConnectionGone:
+        engine._closing = True
+        return
+    except Exception:
+        log.exception("%r SMTP session exception", engine.session.peer)
+        engine._closing = True
+        return
+    if yielded is WAIT_FOR_INPUT:
+        engine._suspended = coro
+        return
+    start_task_for(engine, finish_in_task(coro, yielded))
+
+
+def start_task_for(engine: SessionEngine, work: Coroutine[Any, Any, Any]) -> None:
+    """Run ``work``, then every further event, in a new session task."""
+    loop = engine._loop or asyncio.get_running_loop()
+    engine._task = loop.create_task(_session_task(engine, work))
+
+
+async def _session_task(engine: SessionEngine, work: Coroutine[Any, Any, Any]) -> None:
+    """The session task: runs while user code runs or a command awaits; ends when idle."""
+    try:
+        await work
+        while True:
+            event = engine._ready_event()
+            if event is None:
+                break
+            await engine._dispatch(event)
+    except _ConnectionGone:
+        engine._closing = True
+    except Exception:
+        log.exception("%r SMTP session exception", engine.session.peer)
+        engine._closing = True
+    finally:
+        engine._task = None
+    if engine._shutdown_requested and not engine._closing:
+        engine._close_with(R.SHUTTING_DOWN)
+    if engine._closing or engine._lost:
+        engine._end_connection()
+
+
+_NOTHING: Any = object()
+
+
+@types.coroutine
+def finish_in_task(coro: Coroutine[Any, Any, Any], yielded: Any) -> Generator[Any, Any, Any]:
+    """Delegate to ``coro``, which suspended on ``yielded`` outside any task, as
+    ``yield from`` would: the task awaits exactly what the coroutine awaits.
+
+    ``yielded`` is a future (its "blocking" mark still set, as a task expects), ``None``
+    (a bare yield, ``asyncio.sleep(0)``) or ``ENTER_TASK`` (continue at once). A
+    cancellation reaches the coroutine through the future it awaits, or is thrown in.
+    """
+    pending = _NOTHING if yielded is ENTER_TASK else yielded
+    while True:
+        error: BaseException | None = None
+        if pending is not _NOTHING:
+            try:
+                yield pending
+            except BaseException as exc:
+                error = exc
+        try:
+            pending = coro.send(None) if error is None else coro.throw(error)
+        except StopIteration as stop:
+            return stop.value

@@ -1,0 +1,74 @@
+"""The beginning and the end of a session: admission and the 1.4 ``_handler_coroutine``.
+
+Owns: admitting a connection against the server's ``ConnectionLimiter`` (``admit``: the
+PROXY header's source address counts when there is one) and the future that stands for
+1.4's per-connection task (``session_end``): done when the session is over, and
+cancelling it ends the session at once.
+Invariants: a slot taken is released exactly once (``SessionEngine._end_connection``);
+``session_end`` is made only when somebody asks for it, so an idle connection holds no
+future.
+Must not know: SMTP commands, the core.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from ._core import replies as R
+
+if TYPE_CHECKING:
+    from ._engine import SessionEngine
+
+log = logging.getLogger("mail.log")
+
+
+def client_address(engine: SessionEngine) -> str:
+    """The address connection caps count: the PROXY header's source, else the peer's."""
+    proxy = engine.session.proxy_data
+    source = getattr(proxy, "src_addr", None)
+    if source is not None:
+        return str(source)
+    peer = engine.session.peer
+    return str(peer[0]) if isinstance(peer, tuple) and peer else str(peer)
+
+
+def admit(engine: SessionEngine) -> bool:
+    """Take a slot of the connection caps, or answer 421 4.7.0 and close."""
+    limiter = engine._connection_limiter
+    if limiter is None:
+        return True
+    address = client_address(engine)
+    if limiter.acquire(address):
+        engine._limiter_key = address
+        return True
+    log.warning("%r refused: too many connections", engine.session.peer)
+    engine._close_with(R.TOO_MANY_CONNECTIONS)
+    return False
+
+
+def session_end(engine: SessionEngine) -> asyncio.Future[None]:
+    """The future behind ``_handler_coroutine``, made on first use."""
+    ended = engine._ended
+    if ended is None:
+        ended = engine._ended = (engine._loop or asyncio.get_running_loop()).create_future()
+        if engine._conn is not None and engine._session_over():
+            ended.set_result(None)
+        else:
+            ended.add_done_callback(lambda future: _cancelled(engine, future))
+    return ended
+
+
+def _cancelled(engine: SessionEngine, ended: asyncio.Future[None]) -> None:
+    """``_handler_coroutine.cancel()``: end the session now, as cancelling 1.4's task did."""
+    if not ended.cancelled():
+        return
+    engine._closing = True
+    if engine._task is not None:
+        engine._task.cancel()
+    transport = engine._active_transport
+    if transport is not None and not transport.is_closing():
+        transport.abort()
+    if engine._task is None:
+        engine._end_connection()

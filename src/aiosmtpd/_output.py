@@ -1,0 +1,103 @@
+"""Replies on their way out: buffering a pipelined group and writing it in one go.
+
+Owns: ``ReplyOutput``, the half of ``SessionEngine`` that turns reply lines into bytes
+through the core (``_send_line``: the core applies the mode change each reply implies),
+buffers them and writes them with ONE ``transport.write`` per pipelined group
+(``_flush``), renders library replies (``_say``/``_render``, with RFC 3463 codes when
+ENHANCEDSTATUSCODES is on) and ``push``, the 1.4 coroutine that waits while the peer is
+not reading.
+Invariants: ``220`` to STARTTLS is on the wire before anything can start the handshake;
+a buffered group is written once it passes ``WRITE_FLUSH_SIZE`` even mid-group.
+Must not know: which command is being served, hooks, the driver.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._compat import CompatStream
+from ._core import replies as R
+from ._core.connection import Mode, ServerConnection
+from ._flow import WriteGate
+
+#: Write buffered replies out once they exceed this, even mid-group.
+WRITE_FLUSH_SIZE = 64 * 1024
+
+
+class ReplyOutput:
+    """Reply buffering and writing for ``SessionEngine`` (which holds the state)."""
+
+    __slots__ = ("_final_replies", "_out", "_out_size", "_tls_plain_transport")
+
+    transport: Any
+    enable_SMTPUTF8: bool
+    enhanced_status_codes: bool
+    _conn: ServerConnection
+    _writer: CompatStream
+    _writes: WriteGate
+    _out: list[bytes]
+    _out_size: int
+    _final_replies: int
+    _tls_plain_transport: Any
+
+    @property
+    def _active_transport(self) -> Any:
+        transport = self._writer._transport
+        return transport if transport is not None else self.transport
+
+    def _send_line(self, line: bytes) -> None:
+        conn = self._conn
+        # Only a 220 can start the TLS handshake (the mode is read only around those).
+        mode = conn.mode if line.startswith(b"220") else None
+        data = conn.send(line)
+        self._out.append(data)
+        self._out_size += len(data)
+        if not line.startswith(b"334"):
+            self._final_replies += 1
+        # 220 to STARTTLS must be on the wire before the handshake starts, whoever runs it
+        # (a plugin's smtp_STARTTLS awaits loop.start_tls right after push()). Other
+        # replies wait for the end of the pipelined group (flushed on NEED_DATA).
+        entered_tls_pending = (
+            mode is not None and mode is not Mode.TLS_PENDING and conn.mode is Mode.TLS_PENDING
+        )
+        if entered_tls_pending:
+            self._tls_plain_transport = self._active_transport
+        if self._out_size > WRITE_FLUSH_SIZE or entered_tls_pending:
+            self._flush()
+
+    def _say(self, reply: R.Reply, **fields: Any) -> None:
+        self._send_line(self._render(reply, **fields).encode("utf-8"))
+
+    def _render(self, reply: R.Reply, **fields: Any) -> str:
+        """A library reply as sent: with its RFC 3463 code if ENHANCEDSTATUSCODES is on."""
+        if fields:
+            reply = reply.with_text(reply.text.format(**fields))
+        return reply.render(self.enhanced_status_codes)
+
+    def _flush(self) -> None:
+        if not self._out:
+            return
+        data = b"".join(self._out) if len(self._out) > 1 else self._out[0]
+        self._out.clear()
+        self._out_size = 0
+        transport = self._active_transport
+        if transport is not None and not transport.is_closing():
+            transport.write(data)
+
+    async def push(self, status: str | bytes) -> None:
+        """Send one reply line (CRLF is added).
+
+        A status holding line breaks (``"250-a\r\n250 b"``, which 1.4 wrote out raw) is
+        sent as its lines.
+        """
+        if isinstance(status, str):
+            status = status.encode("utf-8" if self.enable_SMTPUTF8 else "ascii")
+        if b"\n" in status or b"\r" in status:
+            for line in status.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n"):
+                if line:
+                    self._send_line(line)
+        else:
+            self._send_line(status)
+        if self._writes.paused:
+            self._flush()
+            await self._writes.wait()
