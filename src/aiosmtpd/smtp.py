@@ -5,8 +5,8 @@ keyword argument and its validation, the module constants and re-exported names)
 meaning of each command: the ``smtp_<VERB>`` methods (validate -> ``handle_<VERB>`` hook
 -> reply), EHLO keywords, DATA delivery.
 The connection plumbing (driving the session, timers, back-pressure) is in ``_engine``
-and ``_driver``, reply buffering in ``_output``; the AUTH command, ``challenge_auth`` and PLAIN/LOGIN in ``auth``; STARTTLS in
-``_tls``; deprecation shims in ``_compat``.
+and ``_driver``, reply buffering in ``_output``; the AUTH command, ``challenge_auth`` and
+PLAIN/LOGIN in ``auth``; STARTTLS in ``_tls``; deprecation shims in ``_compat``.
 
 Invariants: arguments are parsed only by ``aiosmtpd._core.syntax``; every reply the
 library sends is a named ``Reply``; a failed AUTH and a failing hook always get a reply.
