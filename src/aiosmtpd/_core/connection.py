@@ -366,8 +366,7 @@ class ServerConnection:
             _, self.mode = transition(self.mode, Input.LINE)
             self._awaiting_reply = True
             return AuthLine(raw)
-        space = raw.find(b" ")
-        verb_bytes = raw if space < 0 else raw[:space]
+        verb_bytes, space, arg_bytes = raw.partition(b" ")
         known = self._verbs.get(verb_bytes)
         if known is not None:
             verb, limit, pauses = known
@@ -381,8 +380,7 @@ class ServerConnection:
             verb = verb_bytes.decode("ascii").upper()
             pauses = verb in MODE_CHANGING_VERBS
         arg: str | None = None
-        if space >= 0:
-            arg_bytes = raw[space + 1 :]
+        if space:
             if self._config.smtputf8:
                 arg = arg_bytes.decode("utf-8", "surrogateescape").strip()
             else:
