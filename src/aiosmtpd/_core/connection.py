@@ -15,7 +15,9 @@ pipelining depth.  A command line that grows past the largest limit that could a
 it is rejected at once and the rest of it is skipped as it arrives: memory stays bounded
 by that limit plus one receive.
 
-Invariants: the mode changes only through ``state.transition``.  Bytes received in
+Invariants: the mode changes only through state.py's table (``transition``, or on the hot
+paths a lookup in a table derived from it: ``TRANSITIONS_BY_INPUT``, the verb tables of
+``CoreConfig``, ``_MODE_AFTER_COMMAND_LINE``).  Bytes received in
 TLS-pending or closed mode are dropped unseen.  ``Rejected``, ``EndOfData`` and
 ``EndOfChunk`` clear the
 current command, so a later ``354``/``220``/``221`` cannot be taken as its reply.
@@ -26,7 +28,7 @@ what a command means (syntax.py and the adapter do).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 from . import replies
@@ -46,6 +48,8 @@ from .events import (
 from .limits import AUTH_LINE_LIMIT, COMMAND_LINE_LIMIT, DATA_LINE_LIMIT, DATA_SIZE_LIMIT
 from .state import (
     MODE_CHANGING_VERBS,
+    TRANSITIONS,
+    TRANSITIONS_BY_INPUT,
     Action,
     CoreUsageError,
     Input,
@@ -72,11 +76,25 @@ _KNOWN_VERBS: Final = {
     for verb in _COMMON_VERBS.split()
     for spelling in (verb, verb.lower())
 }
-#: ``(reply line, current verb) -> (table input, is final line)`` for the reply lines
-#: seen recently (most are the same few canonical lines); cleared when it grows past
-#: ``_REPLY_CACHE_SIZE`` so that hook-made lines cannot make it grow without bound.
-_REPLY_KINDS: dict[tuple[bytes, str | None], tuple[Input, bool]] = {}
+#: ``(reply line, current verb) -> (TRANSITIONS_BY_INPUT[its table input], is final line,
+#: line + CRLF)`` for the reply lines seen recently (most are the same few canonical
+#: lines); cleared when it grows past ``_REPLY_CACHE_SIZE`` so that hook-made lines cannot
+#: make it grow without bound.
+_ReplyKind = tuple[dict[Mode, tuple[Action, Mode]], bool, bytes]
+_REPLY_KINDS: dict[tuple[bytes, str | None], _ReplyKind] = {}
 _REPLY_CACHE_SIZE: Final = 256
+
+#: What a complete command line does in command mode, from the table (the hot path
+#: assigns the mode instead of looking the pair up for every line).
+_LINE_ACTION, _MODE_AFTER_COMMAND_LINE = TRANSITIONS[Mode.COMMAND, Input.LINE]
+if _LINE_ACTION is not Action.EMIT_COMMAND:  # pragma: no cover - a table edit broke it
+    raise AssertionError("a command line in command mode must emit a Command")
+_COMMAND_MODE: Final = Mode.COMMAND
+_DATA_MODE: Final = Mode.DATA
+_AUTH_LINE_MODE: Final = Mode.AUTH_LINE
+_CLOSED_MODE: Final = Mode.CLOSED
+_TLS_PENDING_MODE: Final = Mode.TLS_PENDING
+_NOTHING: Final = Action.NOTHING
 
 #: Consumed octets are deleted from the buffer only past this many (and past half of it).
 _COMPACT_MIN: Final = 4096
@@ -114,6 +132,43 @@ class CoreConfig:
                 raise ValueError(f"{name} must be at least 3")
         if self.mail_esmtp_extra < 0 or self.rcpt_esmtp_extra < 0:
             raise ValueError("mail_esmtp_extra and rcpt_esmtp_extra must be >= 0")
+        object.__setattr__(self, "base_verbs", self._verb_table(esmtp=False))
+        object.__setattr__(self, "esmtp_verbs", self._verb_table(esmtp=True))
+        object.__setattr__(
+            self,
+            "longest_command_limit",
+            max(
+                self.auth_line_limit,
+                self.command_size_limit + self.mail_esmtp_extra,
+                self.command_size_limit + self.rcpt_esmtp_extra,
+            ),
+        )
+
+    # Derived from the fields above in __post_init__ (not arguments, not compared): the
+    # per-line work of ServerConnection is a dict lookup instead of a chain of tests.
+    #: The common verb spellings (``b"MAIL"``, ``b"mail"``) -> (upper-cased verb, line
+    #: limit before EHLO/LHLO, whether its reply can change the mode).
+    base_verbs: dict[bytes, tuple[str, int, bool]] = field(init=False, repr=False, compare=False)
+    #: The same after a successful EHLO/LHLO (MAIL and RCPT get their allowances).
+    esmtp_verbs: dict[bytes, tuple[str, int, bool]] = field(init=False, repr=False, compare=False)
+    #: The largest limit any command line can have (an unknown head may be any verb).
+    longest_command_limit: int = field(init=False, repr=False, compare=False)
+
+    def command_limit(self, verb: bytes, *, esmtp: bool) -> int:
+        """The longest accepted line, CRLF included, for upper-cased ``verb``."""
+        if verb == b"AUTH":
+            return self.auth_line_limit
+        if verb == b"MAIL" and esmtp:
+            return self.command_size_limit + self.mail_esmtp_extra
+        if verb == b"RCPT" and esmtp:
+            return self.command_size_limit + self.rcpt_esmtp_extra
+        return self.command_size_limit
+
+    def _verb_table(self, *, esmtp: bool) -> dict[bytes, tuple[str, int, bool]]:
+        return {
+            spelling: (verb, self.command_limit(upper, esmtp=esmtp), verb in MODE_CHANGING_VERBS)
+            for spelling, (verb, upper) in _KNOWN_VERBS.items()
+        }
 
 
 class ServerConnection:
@@ -127,10 +182,11 @@ class ServerConnection:
         "_data_reader",
         "_eof",
         "_esmtp",
-        "_mode",
         "_pos",
         "_scan_from",
         "_skipping_line",
+        "_verbs",
+        "mode",
     )
 
     def __init__(self, config: CoreConfig) -> None:
@@ -140,9 +196,13 @@ class ServerConnection:
         self._pos = 0
         #: Where the search for the next LF resumes (octets before it hold none).
         self._scan_from = 0
-        self._mode = Mode.COMMAND
+        #: What the next received bytes mean.  A plain attribute so that reading it costs
+        #: no call; read-only for drivers (only ``send`` and the other methods change it).
+        self.mode = Mode.COMMAND
         self._eof = False
         self._esmtp = False
+        #: ``config.base_verbs`` or, after a 250 to EHLO/LHLO, ``config.esmtp_verbs``.
+        self._verbs = config.base_verbs
         self._current_verb: str | None = None
         self._awaiting_reply = False
         #: The head of an over-long line was rejected; drop octets up to its LF.
@@ -152,8 +212,14 @@ class ServerConnection:
     # --- public API ---------------------------------------------------------------------
 
     @property
-    def mode(self) -> Mode:
-        return self._mode
+    def _mode(self) -> Mode:
+        # The DATA-path methods (receive_data, _next_data_event) predate ``mode`` being a
+        # plain attribute; this alias keeps them as they are.
+        return self.mode
+
+    @_mode.setter
+    def _mode(self, mode: Mode) -> None:
+        self.mode = mode
 
     @property
     def buffered_size(self) -> int:
@@ -172,10 +238,21 @@ class ServerConnection:
 
     def next_event(self) -> Event | Sentinel:
         """Parse and return the next event, or ``NEED_DATA`` / ``PAUSED``."""
-        mode = self._mode
-        if mode is Mode.CLOSED or mode is Mode.TLS_PENDING or self._awaiting_reply:
+        mode = self.mode
+        if self._awaiting_reply or mode is _CLOSED_MODE or mode is _TLS_PENDING_MODE:
             return PAUSED
-        event = self._next_data_event() if mode is Mode.DATA else self._next_line_event()
+        if mode is _DATA_MODE:
+            event = self._next_data_event()
+        else:
+            # Command and AUTH-line mode; the common case (a whole line is buffered) costs
+            # one find and one call.
+            newline = self._buf.find(b"\n", self._scan_from)
+            if newline >= 0 and not self._skipping_line:
+                start = self._pos
+                self._pos = self._scan_from = newline + 1
+                event = self._line_event(start, newline)
+            else:
+                event = self._next_line_event(newline)
         if self._pos >= _COMPACT_MIN and self._pos * 2 >= len(self._buf):
             self._compact()
         return event
@@ -188,13 +265,22 @@ class ServerConnection:
         if known is None:
             if b"\r" in line or b"\n" in line:
                 raise ValueError("a reply line must not contain CR or LF")
-            known = (classify_reply(line, self._current_verb), is_final_reply_line(line))
+            kind = classify_reply(line, self._current_verb)
+            known = (TRANSITIONS_BY_INPUT[kind], is_final_reply_line(line), line + b"\r\n")
             if cacheable:
                 if len(_REPLY_KINDS) >= _REPLY_CACHE_SIZE:
                     _REPLY_KINDS.clear()
                 _REPLY_KINDS[key] = known
-        kind, final = known
-        action, self._mode = transition(self._mode, kind)
+        steps, final, wire = known
+        try:
+            action, self.mode = steps[self.mode]
+        except KeyError:  # a pair the table forbids: let transition() raise its error
+            transition(self.mode, classify_reply(line, self._current_verb))
+            raise
+        if final:
+            self._awaiting_reply = False
+        if action is _NOTHING:
+            return wire
         if action is Action.START_DATA:
             self._data_reader = DotDataReader(
                 self._pos, self._config.data_size_limit, self._config.line_length_limit
@@ -203,15 +289,15 @@ class ServerConnection:
             self._drop_buffer()
         elif action is Action.USE_ESMTP_LIMITS:
             self._esmtp = True
+            self._verbs = self._config.esmtp_verbs
         elif action is Action.USE_BASE_LIMITS:
             self._esmtp = False
-        if final:
-            self._awaiting_reply = False
-        return line + b"\r\n"
+            self._verbs = self._config.base_verbs
+        return wire
 
     def close(self) -> None:
         """The driver is closing the connection: parse nothing more, ever."""
-        _, self._mode = transition(self._mode, Input.DRIVER_CLOSE)
+        _, self.mode = transition(self.mode, Input.DRIVER_CLOSE)
         self._drop_buffer()
 
     def start_chunk(self, size: int, room: int | None = None, *, discard: bool = False) -> None:
@@ -223,36 +309,38 @@ class ServerConnection:
         """
         if size < 0 or (room is not None and room < 0):
             raise ValueError("size and room must be >= 0")
-        action, mode = transition(self._mode, Input.START_CHUNK)
+        action, mode = transition(self.mode, Input.START_CHUNK)
         if action is not Action.START_CHUNK:
             return
         if self._current_verb != "BDAT":
             raise CoreUsageError("start_chunk() is only allowed while BDAT is served")
-        self._mode = mode
+        self.mode = mode
         self._data_reader = ChunkReader(size, room, discard)
         self._awaiting_reply = False
 
     def tls_established(self) -> None:
         """The STARTTLS handshake completed: start afresh in command mode (RFC 3207 §4.2)."""
-        action, self._mode = transition(self._mode, Input.TLS_ESTABLISHED)
+        action, self.mode = transition(self.mode, Input.TLS_ESTABLISHED)
         if action is Action.RESTART:
             self._drop_buffer()
             self._eof = False
             self._esmtp = False
+            self._verbs = self._config.base_verbs
             self._current_verb = None
             self._awaiting_reply = False
 
     # --- command and AUTH lines ---------------------------------------------------------
 
-    def _next_line_event(self) -> Event | Sentinel:
+    def _next_line_event(self, newline: int) -> Event | Sentinel:
+        """The general case of ``next_event`` in line modes; ``newline`` is the first find."""
         buf = self._buf
         while True:
-            newline = buf.find(b"\n", self._scan_from)
             if newline >= 0:
                 start = self._pos
                 self._pos = self._scan_from = newline + 1
                 if self._skipping_line:
                     self._skipping_line = False
+                    newline = buf.find(b"\n", self._scan_from)
                     continue
                 return self._line_event(start, newline)
             if self._skipping_line:
@@ -272,18 +360,17 @@ class ServerConnection:
     def _line_event(self, start: int, newline: int) -> Event:
         line_length = newline + 1 - start
         raw = bytes(self._buf[start:newline]).rstrip(b"\r")
-        if self._mode is Mode.AUTH_LINE:
+        if self.mode is _AUTH_LINE_MODE:
             if line_length > self._config.auth_line_limit:
                 return self._reject(replies.COMMAND_TOO_LONG)
-            _, self._mode = transition(self._mode, Input.LINE)
+            _, self.mode = transition(self.mode, Input.LINE)
             self._awaiting_reply = True
             return AuthLine(raw)
-        space = raw.find(b" ")
-        verb_bytes = raw if space < 0 else raw[:space]
-        known = _KNOWN_VERBS.get(verb_bytes)
+        verb_bytes, space, arg_bytes = raw.partition(b" ")
+        known = self._verbs.get(verb_bytes)
         if known is not None:
-            verb, upper = known
-            if line_length > self._limit_for(upper):
+            verb, limit, pauses = known
+            if line_length > limit:
                 return self._reject(replies.COMMAND_TOO_LONG)
         else:
             if line_length > self._limit_for(verb_bytes.upper()):
@@ -291,9 +378,9 @@ class ServerConnection:
             if not _VERB.fullmatch(verb_bytes):
                 return self._reject(replies.BAD_SYNTAX)
             verb = verb_bytes.decode("ascii").upper()
+            pauses = verb in MODE_CHANGING_VERBS
         arg: str | None = None
-        if space >= 0:
-            arg_bytes = raw[space + 1 :]
+        if space:
             if self._config.smtputf8:
                 arg = arg_bytes.decode("utf-8", "surrogateescape").strip()
             else:
@@ -301,39 +388,29 @@ class ServerConnection:
                     arg = arg_bytes.decode("ascii").strip()
                 except UnicodeDecodeError:
                     return self._reject(replies.STRICT_ASCII)
-        _, self._mode = transition(self._mode, Input.LINE)
+        # Command mode (AUTH-line mode returned above): the table's next mode for a line.
+        self.mode = _MODE_AFTER_COMMAND_LINE
         self._current_verb = verb
-        self._awaiting_reply = verb in MODE_CHANGING_VERBS
+        self._awaiting_reply = pauses
         return Command(verb, arg, raw)
 
     def _limit_for(self, verb: bytes) -> int:
-        config = self._config
-        if verb == b"AUTH":
-            return config.auth_line_limit
-        if verb == b"MAIL" and self._esmtp:
-            return config.command_size_limit + config.mail_esmtp_extra
-        if verb == b"RCPT" and self._esmtp:
-            return config.command_size_limit + config.rcpt_esmtp_extra
-        return config.command_size_limit
+        return self._config.command_limit(verb, esmtp=self._esmtp)
 
     def _pending_line_limit(self) -> int:
         """The limit for the incomplete line at ``_pos``, as far as its head tells."""
         config = self._config
-        if self._mode is Mode.AUTH_LINE:
+        if self.mode is _AUTH_LINE_MODE:
             return config.auth_line_limit
         head = bytes(self._buf[self._pos : self._pos + _VERB_PREFIX]).upper()
         if len(head) < _VERB_PREFIX:
-            return max(
-                config.auth_line_limit,
-                config.command_size_limit + config.mail_esmtp_extra,
-                config.command_size_limit + config.rcpt_esmtp_extra,
-            )
+            return config.longest_command_limit
         if head[-1:] == b" ":
             return self._limit_for(head[:-1])
         return config.command_size_limit
 
     def _reject(self, reply: replies.Reply) -> Rejected:
-        _, self._mode = transition(self._mode, Input.OVERLONG_LINE)
+        _, self.mode = transition(self.mode, Input.OVERLONG_LINE)
         self._current_verb = None
         return Rejected(reply)
 
@@ -358,7 +435,7 @@ class ServerConnection:
     # --- buffer housekeeping ------------------------------------------------------------
 
     def _peer_closed(self) -> ConnectionClosed:
-        _, self._mode = transition(self._mode, Input.PEER_EOF)
+        _, self.mode = transition(self.mode, Input.PEER_EOF)
         self._drop_buffer()
         return ConnectionClosed()
 

@@ -10,12 +10,17 @@ Must not know: sockets, asyncio, logging, the session state.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True, slots=True)
 class Reply:
-    """One SMTP reply line (multi-line replies are sent as several ``Reply``)."""
+    """One SMTP reply line (multi-line replies are sent as several ``Reply``).
+
+    ``render()`` gives the text; ``line()`` the wire bytes, rendered once per object and
+    flag (the canonical replies are module constants, so a session pays for the f-string
+    and the encoding once per process, not once per reply).
+    """
 
     #: The three-digit reply code (RFC 5321 §4.2).
     code: int
@@ -25,12 +30,34 @@ class Reply:
     enhanced: str | None = None
     #: aiosmtpd 1.4 printed ``enhanced`` even without ENHANCEDSTATUSCODES; keep doing so.
     always_enhanced: bool = False
+    #: ``line()``'s memo for ``False`` and ``True`` (not part of equality or ``repr``).
+    _line_plain: bytes | None = field(default=None, init=False, repr=False, compare=False)
+    _line_enhanced: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     def render(self, enhanced_status_codes: bool = False) -> str:
         """The reply line without CRLF (``"250 OK"``, ``"530 5.7.0 Authentication ..."``)."""
         if self.enhanced and (self.always_enhanced or enhanced_status_codes):
             return f"{self.code} {self.enhanced} {self.text}"
         return f"{self.code} {self.text}"
+
+    def line(self, enhanced_status_codes: bool = False) -> bytes:
+        """``render(enhanced_status_codes)`` as sent: UTF-8 bytes, without CRLF.
+
+        Computed on the first call for each flag and kept on the (immutable) reply, so a
+        driver can pass it straight to ``ServerConnection.send`` for every canonical reply:
+        ``conn.send(reply.line(enhanced_status_codes))``.
+        """
+        if enhanced_status_codes:
+            cached = self._line_enhanced
+            if cached is None:
+                cached = self.render(True).encode("utf-8")
+                object.__setattr__(self, "_line_enhanced", cached)
+            return cached
+        cached = self._line_plain
+        if cached is None:
+            cached = self.render(False).encode("utf-8")
+            object.__setattr__(self, "_line_plain", cached)
+        return cached
 
     def __str__(self) -> str:
         return self.render()

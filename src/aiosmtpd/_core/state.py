@@ -191,6 +191,24 @@ def _build_table() -> dict[tuple[Mode, Input], tuple[Action, Mode]]:
 TRANSITIONS: Final[dict[tuple[Mode, Input], tuple[Action, Mode]]] = _build_table()
 
 
+def _group_by_input(
+    table: dict[tuple[Mode, Input], tuple[Action, Mode]],
+) -> dict[Input, dict[Mode, tuple[Action, Mode]]]:
+    grouped: dict[Input, dict[Mode, tuple[Action, Mode]]] = {event: {} for event in Input}
+    for (mode, event), step in table.items():
+        grouped[event][mode] = step
+    return grouped
+
+
+#: ``input -> {mode: (action, next mode)}``: ``TRANSITIONS`` regrouped, derived from it (so
+#: the two cannot disagree), for hot paths that know their input before they know the mode
+#: (a reply line, once classified): one lookup on the mode, no key tuple, no call.  A mode
+#: absent from an input's dict is a violation, exactly as in ``TRANSITIONS``.
+TRANSITIONS_BY_INPUT: Final[dict[Input, dict[Mode, tuple[Action, Mode]]]] = _group_by_input(
+    TRANSITIONS
+)
+
+
 def transition(mode: Mode, event: Input) -> tuple[Action, Mode]:
     """Look up ``(mode, event)``; raise ``CoreUsageError`` for a pair the table forbids."""
     try:
