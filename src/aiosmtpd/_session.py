@@ -35,11 +35,13 @@ class _ConnectionGone(Exception):
     """The peer went away while a command was waiting for more input."""
 
 
-_SANITIZE_RE = re.compile(rb"(?i)(\s*AUTH\s+\S+\s+)(\S+)")
+#: Everything after the mechanism up to the line end: a client that sends ``AUTH LOGIN
+#: <user> <password>`` (501 Too many values) must not have its password logged either.
+_SANITIZE_RE = re.compile(rb"(?i)(\s*AUTH\s+\S+\s+)(\S(?:[^\r\n]*\S)?)")
 
 
 def sanitize(text: bytes | bytearray) -> bytes:
-    """Mask the credentials of an ``AUTH <mech> <initial-response>`` line."""
+    """Mask the credentials of an ``AUTH <mech> <initial-response> ...`` line."""
     return _SANITIZE_RE.sub(rb"\1********", bytes(text), count=1)
 
 
