@@ -140,3 +140,43 @@ async def test_subclass_bdat_with_chunking_enabled_reads_its_own_input() -> None
             "250 custom",
             "250 OK",
         ]
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        (b"BDAT 5\xe9", "500 Error: strict ASCII mode"),
+        (b"Bdat 5\xff LAST", "500 Error: strict ASCII mode"),
+        (b"BDAT " + b"0" * 600 + b"5", "500 Command line too long"),
+        (b"bdat " + b"0" * 600 + b"5 LAST", "500 Command line too long"),
+    ],
+)
+@pytest.mark.asyncio
+async def test_bdat_line_refused_by_the_core_closes(line: bytes, expected: str) -> None:
+    """The core refuses the line before any BDAT code sees it: the chunk is just as
+    unframed, so the core asks for the close itself."""
+    handler = Recorder()
+    async with connect(handler, **CHUNKING) as client:
+        await transaction(client)
+        await client.send(line + b"\r\n" + SMUGGLED)
+        await assert_answered_then_closed(client, expected)
+    assert handler.envelopes == []
+
+
+@pytest.mark.asyncio
+async def test_overlong_bdat_line_closes_before_its_end_arrives() -> None:
+    async with connect(**CHUNKING) as client:
+        await transaction(client)
+        await client.send(b"BDAT " + b"0" * 2000)
+        await assert_answered_then_closed(client, "500 Command line too long")
+
+
+@pytest.mark.asyncio
+async def test_other_overlong_lines_keep_the_connection() -> None:
+    async with connect(**CHUNKING) as client:
+        await transaction(client)
+        await client.send(b"NOOP " + b"0" * 600 + b"\r\nNOOP\r\n")
+        assert [f"{r.code} {r.text}" for r in await client.replies(2)] == [
+            "500 Command line too long",
+            "250 OK",
+        ]
