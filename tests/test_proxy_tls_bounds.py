@@ -22,17 +22,22 @@ ONE_READ = 256 * 1024
 
 
 @pytest.fixture(scope="module")
-def server_context() -> ssl.SSLContext:
+def contexts() -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """(server context, client context) from a throw-away trustme CA."""
     trustme = require_module("trustme")
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    trustme.CA().issue_cert("127.0.0.1").configure_cert(context)
-    return context
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_context)
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+    return server_context, client_context
 
 
 @pytest.mark.asyncio
 async def test_flood_behind_a_deciding_proxy_hook_is_bounded(
-    server_context: ssl.SSLContext, caplog: pytest.LogCaptureFixture
+    contexts: tuple[ssl.SSLContext, ssl.SSLContext], caplog: pytest.LogCaptureFixture
 ) -> None:
+    server_context, _ = contexts
     loop = asyncio.get_running_loop()
     deciding = asyncio.Event()
     paused = asyncio.Event()
@@ -94,3 +99,57 @@ async def test_flood_behind_a_deciding_proxy_hook_is_bounded(
     assert peak <= READ_HIGH_WATER + ONE_READ
     assert "TLS handshake after PROXY header failed" in caplog.text
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+@pytest.mark.asyncio
+async def test_pause_taken_while_the_hook_decides_does_not_outlive_the_handshake(
+    contexts: tuple[ssl.SSLContext, ssl.SSLContext],
+) -> None:
+    """A pause taken while ``handle_PROXY`` decided (the flood above) is undone by
+    ``start_tls()``; the engine must know it, or it would never pause the TLS transport
+    when a pipelining client runs ahead of slow hooks."""
+    server_context, client_context = contexts
+    loop = asyncio.get_running_loop()
+    after_header: list[tuple[bool, bool]] = []
+
+    class Handler:
+        async def handle_PROXY(self, server: Any, session: Any, envelope: Any, data: Any) -> bool:
+            # As data_received does past the high-water mark.
+            server._reading_paused = True
+            server.transport.pause_reading()
+            return True
+
+    class Watched(SMTP):
+        async def _accept_proxy_header(self) -> bool:
+            accepted = await super()._accept_proxy_header()
+            after_header.append((self._reading_paused, self._original_transport.is_reading()))
+            return accepted
+
+    protocols: list[SMTP] = []
+
+    def factory() -> SMTP:
+        protocol = Watched(
+            Handler(),
+            hostname="mx.test",
+            proxy_protocol_timeout=10,
+            proxy_tls_context=server_context,
+        )
+        protocols.append(protocol)
+        return protocol
+
+    server = await loop.create_server(factory, "127.0.0.1", 0)
+    try:
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            writer.write(HEADER)
+            async with asyncio.timeout(10):
+                await writer.start_tls(client_context, server_hostname="127.0.0.1")
+                assert (await reader.readline()).startswith(b"220 ")
+        finally:
+            writer.transport.abort()
+        await asyncio.wait([p._handler_coroutine for p in protocols])  # type: ignore[misc]
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert after_header == [(False, True)]

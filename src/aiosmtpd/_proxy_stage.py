@@ -89,4 +89,8 @@ async def _accept_proxy_then_tls(engine: SessionEngine, proxy_data: Any, consume
     engine._writer._transport = new
     engine._implicit_tls = True
     engine.session.ssl = ssl_info(new)
+    # start_tls() resumed reading on the socket and the TLS transport was never paused:
+    # a pause taken while handle_PROXY decided must not be believed to hold any more, or
+    # the high-water check in data_received would never pause the TLS transport.
+    engine._reading_paused = False
     return True
