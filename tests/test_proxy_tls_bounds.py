@@ -153,3 +153,47 @@ async def test_pause_taken_while_the_hook_decides_does_not_outlive_the_handshake
         server.close()
         await server.wait_closed()
     assert after_header == [(False, True)]
+
+
+@pytest.mark.asyncio
+async def test_tls_handshake_timeout_applies_after_the_proxy_header(
+    contexts: tuple[ssl.SSLContext, ssl.SSLContext], caplog: pytest.LogCaptureFixture
+) -> None:
+    """``tls_handshake_timeout`` bounds the handshake that follows a PROXY header (as
+    documented), not only STARTTLS's: a client that sends the header and then nothing is
+    dropped after it, not after the 60-second default."""
+    server_context, _ = contexts
+    loop = asyncio.get_running_loop()
+    protocols: list[SMTP] = []
+
+    class Handler:
+        async def handle_PROXY(self, server: Any, session: Any, envelope: Any, data: Any) -> bool:
+            return True
+
+    def factory() -> SMTP:
+        protocol = SMTP(
+            Handler(),
+            hostname="mx.test",
+            proxy_protocol_timeout=10,
+            proxy_tls_context=server_context,
+            tls_handshake_timeout=0.2,
+        )
+        protocols.append(protocol)
+        return protocol
+
+    server = await loop.create_server(factory, "127.0.0.1", 0)
+    try:
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            writer.write(HEADER)
+            async with asyncio.timeout(10):  # far below the 60 s default
+                assert await reader.read() == b""
+        finally:
+            writer.close()
+            await writer.wait_closed()
+        await asyncio.wait([p._handler_coroutine for p in protocols])  # type: ignore[misc]
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert "TLS handshake after PROXY header failed" in caplog.text
