@@ -215,3 +215,39 @@ async def test_unknown_commands_are_still_echoed_outside_auth(
             '500 Error: command "XYZZ" not recognized',
         ]
     assert "b'FOOBAR'" in caplog.text
+
+
+@pytest.mark.asyncio
+async def test_credentials_in_place_of_the_mechanism_are_masked(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """``AUTH <initial-response>`` (the mechanism left out): 504, and the word that is no
+    mechanism name (RFC 4422 §3.1: 1-20 of A-Z 0-9 - _) is masked in the log."""
+    async with connect(authenticator=authenticator, auth_require_tls=False) as client:
+        await client.command("EHLO c")
+        reply = await client.command(f"AUTH {PLAIN}")
+        assert (reply.code, reply.text) == (504, "5.5.4 Unrecognized authentication type")
+        assert_no_credentials(client, caplog)
+        assert "b'AUTH ********'" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("line", "logged"),
+    [
+        (b"AUTH PLAIN", b"AUTH PLAIN"),
+        (b"AUTH CRAM-MD5", b"AUTH CRAM-MD5"),
+        (b"auth login YWxpY2U=", b"auth login ********"),
+        (b"AUTH PLAIN AGFiYwBkZWY=\r\n", b"AUTH PLAIN ********\r\n"),
+        (b"AUTH LOGIN dXNlcg== cGFzcw==\r\n", b"AUTH LOGIN ********\r\n"),
+        (b"AUTH\tPLAIN\tAGFiYwBkZWY=", b"AUTH\tPLAIN\t********"),
+        (b"AUTH AGFsaWNlAHdvbmRlcmxhbmQ=", b"AUTH ********"),
+        (b"AUTH " + b"X" * 21, b"AUTH ********"),  # just over the mechanism name limit
+        (b"AUTH " + b"X" * 20, b"AUTH " + b"X" * 20),  # at it
+        (b"RCPT TO:<auth x@example.com>", b"RCPT TO:<auth x@example.com>"),
+        (b"MAIL FROM:<a@example.com> AUTH=<>", b"MAIL FROM:<a@example.com> AUTH=<>"),
+    ],
+)
+def test_sanitize(line: bytes, logged: bytes) -> None:
+    from aiosmtpd.smtp import sanitize
+
+    assert sanitize(line) == logged
