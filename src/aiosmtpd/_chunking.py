@@ -5,7 +5,10 @@ core read exactly ``size`` raw octets (``ServerConnection.start_chunk``); a non-
 is answered ``250 <size> octets received``, the LAST one delivers the whole message
 through the same path as DATA (``handle_DATA``, ``content``/``original_content``).
 A refused BDAT (no EHLO/HELO, no RCPT, not authenticated) still has its octets consumed
-and discarded, so chunk content is never read as commands.  A chunk past the size limit
+and discarded, so chunk content is never read as commands.  A BDAT whose size cannot be
+parsed is answered (``501``, or a gate's refusal) and the connection is closed: the
+chunk's length is unknown, so the stream cannot be resynchronised, and reading the
+octets as commands would run whatever the message holds.  A chunk past the size limit
 is discarded while it streams, answered ``552`` and ends the transaction; so does any
 refusal after the transaction started.
 
@@ -69,7 +72,12 @@ class ChunkingMixin(SessionEngine):
     _bdat_served = False
 
     async def _on_command(self, command: Command) -> None:
-        if command.verb != "BDAT" or not self.enable_CHUNKING:
+        if (
+            command.verb != "BDAT"
+            or not self.enable_CHUNKING
+            # A subclass's own smtp_BDAT reads (or not) its chunk itself.
+            or self._smtp_methods.get("BDAT") is not ChunkingMixin.smtp_BDAT
+        ):
             await super()._on_command(command)
             return
         self._bdat_served = False
@@ -81,6 +89,8 @@ class ChunkingMixin(SessionEngine):
         match = _BDAT_ARG.fullmatch(command.arg or "")
         if match is not None:
             await self._read_chunk(int(match.group(1)), None, discard=True)
+        else:
+            self._close_unframed_bdat()
 
     async def _deliver_content(self, content: bytes) -> None:
         raise NotImplementedError
@@ -99,6 +109,7 @@ class ChunkingMixin(SessionEngine):
         match = _BDAT_ARG.fullmatch(arg or "")
         if match is None:
             self._say(R.BDAT_SYNTAX)
+            self._close_unframed_bdat()
             return
         size, last = int(match.group(1)), match.group(2) is not None
         if (
@@ -128,6 +139,16 @@ class ChunkingMixin(SessionEngine):
         content = transfer.buffer.getvalue()
         transfer.buffer = io.BytesIO()
         await self._deliver_content(content)
+
+    def _close_unframed_bdat(self) -> None:
+        """Close after the reply to a BDAT whose chunk size cannot be parsed.
+
+        The octets that follow are a chunk of unknown length: they cannot be skipped, and
+        must not be read as commands (a message holding ``RSET``/``MAIL``/... lines would
+        be executed). go-smtp answers ``501 Malformed size`` and closes; so do we.
+        """
+        log.info("%r BDAT without a valid chunk size: connection closed", self.session.peer)
+        self._close_after_reply()
 
     def _may_start_chunk(self) -> bool:
         """Refuse (with a reply) a BDAT that has no transaction to belong to."""

@@ -80,6 +80,7 @@ class SessionEngine(ReplyOutput, asyncio.Protocol):
     # shared-key layout (~1.5 kB per idle connection). Subclasses (``SMTP`` and user
     # subclasses) still have a ``__dict__`` for their own attributes.
     __slots__ = (
+        "_after_auth",
         "_auth_failures",
         "_bogus",
         "_call_counts",
@@ -171,6 +172,9 @@ class SessionEngine(ReplyOutput, asyncio.Protocol):
         #: The cleartext transport 220 to STARTTLS was written on, until the upgrade ends.
         self._tls_plain_transport: Any = None
         self._auth_failures = 0
+        #: The last known command was AUTH: until the next known command, an unknown line
+        #: may be credentials sent after a refused or cut-short AUTH (538, 530, 501...).
+        self._after_auth = False
         #: Bytes received before the PROXY header was complete; ``None`` once it was (or
         #: when no PROXY header is expected).
         self._proxy_buffer: bytearray | None = None
@@ -577,8 +581,15 @@ class SessionEngine(ReplyOutput, asyncio.Protocol):
 
     async def _on_command(self, command: Command) -> None:
         verb, arg = command.verb, command.arg
+        method = self._smtp_methods.get(verb)
+        if method is not None or verb == "AUTH":
+            self._after_auth = verb == "AUTH"
+        # Credentials after a refused AUTH, or in an AUTH line the core could not split
+        # (``AUTH<TAB>PLAIN<TAB>...``), are neither logged nor echoed.
+        masked = method is None and (self._after_auth or verb.startswith("AUTH\t"))
         if log.isEnabledFor(logging.INFO):
-            sanitized_log(log.info, "%r >> %r", self.session.peer, command.raw)
+            raw = b"********" if masked else command.raw
+            sanitized_log(log.info, "%r >> %r", self.session.peer, raw)
         if (
             self.require_starttls
             and not self._tls_active
@@ -589,14 +600,13 @@ class SessionEngine(ReplyOutput, asyncio.Protocol):
         if not self._tls_handshake_okay and verb != "QUIT":
             self._say(R.LACK_OF_SECURITY)
             return
-        method = self._smtp_methods.get(verb)
         if method is None:
             self._bogus += 1
             if self._bogus >= BOGUS_LIMIT:
                 self._say(R.TOO_MANY_UNRECOGNIZED)
                 self._close_after_reply()
             else:
-                self._say(R.UNRECOGNIZED, verb=verb)
+                self._say(R.UNRECOGNIZED, verb="********" if masked else verb)
             return
         if self._enforce_call_limit:
             count = self._call_counts.get(verb, 0) + 1

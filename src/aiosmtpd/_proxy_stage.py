@@ -16,7 +16,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from ._session import MISSING
-from ._tls import TLSSetupException, ssl_info, upgrade
+from ._tls import TLS_HANDSHAKE_TIMEOUT, TLSSetupException, ssl_info, upgrade
 from .proxy_protocol import parse_proxy_header
 
 if TYPE_CHECKING:
@@ -78,8 +78,10 @@ async def _accept_proxy_then_tls(engine: SessionEngine, proxy_data: Any, consume
     early = bytes(engine._proxy_buffer)
     engine._proxy_buffer = None
     transport = engine.transport
+    # SMTP's tls_handshake_timeout bounds this handshake as it bounds STARTTLS's.
+    timeout = float(getattr(engine, "_tls_handshake_timeout", TLS_HANDSHAKE_TIMEOUT))
     try:
-        new = await upgrade(transport, engine, engine._tls_after_proxy, early=early)
+        new = await upgrade(transport, engine, engine._tls_after_proxy, timeout, early=early)
     except TLSSetupException as error:
         log.info("%r TLS handshake after PROXY header failed: %s", engine.session.peer, error)
         return False
@@ -89,4 +91,8 @@ async def _accept_proxy_then_tls(engine: SessionEngine, proxy_data: Any, consume
     engine._writer._transport = new
     engine._implicit_tls = True
     engine.session.ssl = ssl_info(new)
+    # start_tls() resumed reading on the socket and the TLS transport was never paused:
+    # a pause taken while handle_PROXY decided must not be believed to hold any more, or
+    # the high-water check in data_received would never pause the TLS transport.
+    engine._reading_paused = False
     return True

@@ -35,12 +35,26 @@ class _ConnectionGone(Exception):
     """The peer went away while a command was waiting for more input."""
 
 
-_SANITIZE_RE = re.compile(rb"(?i)(\s*AUTH\s+\S+\s+)(\S+)")
+#: ``AUTH``, its first word, and everything after that word up to the line end.
+_AUTH_LINE_RE = re.compile(rb"(?i)(?<!\S)(AUTH\s+)(\S+)(?:(\s+)(\S(?:[^\r\n]*\S)?))?")
+#: RFC 4422 §3.1: a mechanism name is 1 to 20 of A-Z, 0-9, "-" and "_" (any case here).
+_MECHANISM_RE = re.compile(rb"[A-Za-z0-9_-]{1,20}")
+
+
+def _mask_auth_line(match: re.Match[bytes]) -> bytes:
+    verb, first, gap, rest = match.groups()
+    if not _MECHANISM_RE.fullmatch(first):
+        # Not a mechanism: a client that left the mechanism out sent its credentials here.
+        return verb + b"********"
+    if rest is None:
+        return match.group(0)
+    # All of the rest: ``AUTH LOGIN <user> <password>`` (501) must not log the password.
+    return verb + first + gap + b"********"
 
 
 def sanitize(text: bytes | bytearray) -> bytes:
-    """Mask the credentials of an ``AUTH <mech> <initial-response>`` line."""
-    return _SANITIZE_RE.sub(rb"\1********", bytes(text), count=1)
+    """Mask the credentials of an ``AUTH <mech> <initial-response> ...`` line."""
+    return _AUTH_LINE_RE.sub(_mask_auth_line, bytes(text), count=1)
 
 
 def sanitized_log(func: Callable[..., Any], msg: Any, *args: Any, **kwargs: Any) -> None:

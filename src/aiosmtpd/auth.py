@@ -257,6 +257,8 @@ class BuiltinMechanisms(SessionEngine):
     def _auth_succeeded(self, auth_data: Any, message: str | None, replied: bool) -> None:
         self.session.authenticated = True
         self.session.auth_data = auth_data
+        # No credentials are coming any more: unknown lines are echoed again.
+        self._after_auth = False
         # Set without the deprecation log: only *reading* login_data is the user's doing.
         self.session._login_data = getattr(auth_data, "login", None)
         if replied:

@@ -349,8 +349,9 @@ class ServerConnection:
                 # Even a LF arriving next would make the line too long: reject now and
                 # skip the rest of it as it arrives, instead of buffering it.
                 self._skipping_line = True
+                bdat = bytes(buf[self._pos : self._pos + _VERB_PREFIX]).upper() == b"BDAT "
                 self._pos = self._scan_from = len(buf)
-                return self._reject(replies.COMMAND_TOO_LONG)
+                return self._reject(replies.COMMAND_TOO_LONG, close=bdat)
             else:
                 self._scan_from = len(buf)
             if self._eof:
@@ -371,10 +372,11 @@ class ServerConnection:
         if known is not None:
             verb, limit, pauses = known
             if line_length > limit:
-                return self._reject(replies.COMMAND_TOO_LONG)
+                return self._reject(replies.COMMAND_TOO_LONG, close=verb == "BDAT")
         else:
-            if line_length > self._limit_for(verb_bytes.upper()):
-                return self._reject(replies.COMMAND_TOO_LONG)
+            upper = verb_bytes.upper()
+            if line_length > self._limit_for(upper):
+                return self._reject(replies.COMMAND_TOO_LONG, close=upper == b"BDAT")
             if not _VERB.fullmatch(verb_bytes):
                 return self._reject(replies.BAD_SYNTAX)
             verb = verb_bytes.decode("ascii").upper()
@@ -387,7 +389,7 @@ class ServerConnection:
                 try:
                     arg = arg_bytes.decode("ascii").strip()
                 except UnicodeDecodeError:
-                    return self._reject(replies.STRICT_ASCII)
+                    return self._reject(replies.STRICT_ASCII, close=verb == "BDAT")
         # Command mode (AUTH-line mode returned above): the table's next mode for a line.
         self.mode = _MODE_AFTER_COMMAND_LINE
         self._current_verb = verb
@@ -409,10 +411,12 @@ class ServerConnection:
             return self._limit_for(head[:-1])
         return config.command_size_limit
 
-    def _reject(self, reply: replies.Reply) -> Rejected:
+    def _reject(self, reply: replies.Reply, *, close: bool = False) -> Rejected:
+        """``close``: a BDAT line was refused, so the length of the chunk after it is
+        unknown and its octets would be read as commands (RFC 3030 §2)."""
         _, self.mode = transition(self.mode, Input.OVERLONG_LINE)
         self._current_verb = None
-        return Rejected(reply)
+        return Rejected(reply, close=close)
 
     # --- DATA ---------------------------------------------------------------------------
 
