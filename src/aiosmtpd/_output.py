@@ -66,7 +66,10 @@ class ReplyOutput:
             self._flush()
 
     def _say(self, reply: R.Reply, **fields: Any) -> None:
-        self._send_line(self._render(reply, **fields).encode("utf-8"))
+        if fields:
+            self._send_line(self._render(reply, **fields).encode("utf-8"))
+        else:
+            self._send_line(reply.line(self.enhanced_status_codes))
 
     def _render(self, reply: R.Reply, **fields: Any) -> str:
         """A library reply as sent: with its RFC 3463 code if ENHANCEDSTATUSCODES is on."""

@@ -465,8 +465,7 @@ class SMTP(BuiltinMechanisms, ChunkingMixin, ext.ExtensionsMixin, SessionEngine)
         self, arg: str | None, keyword: str, syntax_error: R.Reply
     ) -> tuple[str, S.EsmtpParams] | None:
         """Parse ``FROM:<addr> params`` / ``TO:<addr> params``, replying on failure."""
-        text = S.strip_keyword(arg or "", keyword)
-        parsed = S.parse_path(text) if text else S.PathError.SYNTAX
+        parsed = S.parse_path_argument(arg or "", keyword)
         if parsed is S.PathError.SYNTAX:
             self._say(syntax_error)
             return None
@@ -544,7 +543,7 @@ class SMTP(BuiltinMechanisms, ChunkingMixin, ext.ExtensionsMixin, SessionEngine)
         if status is MISSING:
             self.envelope.mail_from = address
             self.envelope.mail_options.extend(options)
-            status = self._render(R.OK)
+            status = R.OK.line(self.enhanced_status_codes)
         await self.push(status)
 
     @syntax("RCPT TO: <address>", extended=" [SP <mail-parameters>]")
@@ -573,7 +572,7 @@ class SMTP(BuiltinMechanisms, ChunkingMixin, ext.ExtensionsMixin, SessionEngine)
         if status is MISSING:
             self.envelope.rcpt_tos.append(address)
             self.envelope.rcpt_options.extend(options)
-            status = self._render(R.OK)
+            status = R.OK.line(self.enhanced_status_codes)
         await self.push(status)
 
     @syntax("RSET")
