@@ -6,6 +6,7 @@ Hypothesis tests check the bulk reader against it under every way of splitting t
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -460,3 +461,29 @@ def test_stuffed_dots_after_many_lone_dots_in_one_read(lone_dots: int) -> None:
     data = b"DATA\r\n" + stream
     for pieces in ([data], [data[i : i + 7] for i in range(0, len(data), 7)]):
         check_against_reference(stream, pieces, None, 1001, eof=False)
+
+
+def test_content_receives_keep_the_buffer_allocation() -> None:
+    # Compacting message content by overwriting in place (not ``del`` then append) keeps
+    # the buffer's allocation across receives: no large malloc/free per receive.  And the
+    # buffer never holds more than one receive plus the unconsumed partial line.
+    line = b"0123456789" * 7 + b"abcdef\r\n"
+    stream = line * 20_000 + b".\r\n"
+    data = b"DATA\r\n" + stream
+    receive = 65_536 + 13  # receives end mid-line
+    conn = ServerConnection(CoreConfig(data_size_limit=None))
+    conn.receive_data(data[:6])
+    assert conn.next_event() == DATA_CMD
+    conn.send(b"354 go")
+    delivered = []
+    allocations = []
+    for offset in range(6, len(data), receive):
+        conn.receive_data(data[offset : offset + receive])
+        assert len(conn._buf) <= receive + len(line)
+        allocations.append(sys.getsizeof(conn._buf))
+        while isinstance(event := conn.next_event(), DataChunk):
+            delivered.append(event.data)
+    assert event == EndOfData(None, len(stream) - 3)
+    assert b"".join(delivered) == stream[:-3]
+    # One growth at most once the first receives are in (remainders differ in length).
+    assert len(set(allocations[2:-1])) <= 2

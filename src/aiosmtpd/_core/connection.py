@@ -160,15 +160,30 @@ class ServerConnection:
         """Octets received and not yet consumed (for the driver's back-pressure)."""
         return len(self._buf) - self._pos
 
-    def receive_data(self, data: bytes) -> None:
-        """Append received octets; ``b""`` means the peer closed its side (EOF)."""
+    def receive_data(self, data: bytes | bytearray | memoryview) -> None:
+        """Append received octets; empty means the peer closed its side (EOF).
+
+        Any bytes-like object is copied, so the driver may reuse its receive buffer.
+        """
         action, _ = transition(self._mode, Input.BYTES if data else Input.PEER_EOF)
         if action is Action.DISCARD or self._eof:
             return
-        if data:
-            self._buf += data
-        else:
+        if not data:
             self._eof = True
+            return
+        buf = self._buf
+        removed = self._pos
+        if self._data_reader is not None and removed >= _COMPACT_MIN and removed * 2 >= len(buf):
+            # Message content: compact while appending, by overwriting in place, so the
+            # buffer keeps its allocation from one receive to the next.  ``del`` would
+            # shrink it and the append regrow it: two large malloc/free per receive, which
+            # glibc answers by trimming the heap and faulting fresh pages in every time.
+            kept = len(buf) - removed
+            buf[:kept] = buf[removed:]
+            buf[kept:] = data
+            self._shift(removed)
+        else:
+            buf += data
 
     def next_event(self) -> Event | Sentinel:
         """Parse and return the next event, or ``NEED_DATA`` / ``PAUSED``."""
@@ -369,9 +384,15 @@ class ServerConnection:
         self._data_reader = None
 
     def _compact(self) -> None:
+        if self._data_reader is not None:
+            return  # ``receive_data`` compacts message content as it appends
         removed = self._pos
         del self._buf[:removed]
-        self._pos = 0
+        self._shift(removed)
+
+    def _shift(self, removed: int) -> None:
+        """``removed`` octets were deleted from the front of the buffer."""
+        self._pos -= removed
         self._scan_from = max(0, self._scan_from - removed)
         if self._data_reader is not None:
             self._data_reader.shift(removed)
