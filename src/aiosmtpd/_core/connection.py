@@ -11,9 +11,10 @@ the driver asks; after a command that can change the mode (``MODE_CHANGING_VERBS
 after an ``AuthLine`` it returns ``PAUSED`` until the final line of the driver's reply has
 gone through ``send``.  Consumed octets are dropped from the front of the buffer only when
 they are at least half of it, so the cost is amortised O(1) per octet whatever the
-pipelining depth.  A command line that grows past the largest limit that could apply to
-it is rejected at once and the rest of it is skipped as it arrives: memory stays bounded
-by that limit plus one receive.
+pipelining depth; during message content that happens in ``receive_data``, by overwriting
+in place, so the buffer keeps its allocation from one receive to the next.  A command
+line that grows past the largest limit that could apply to it is rejected at once and the
+rest of it is skipped as it arrives: memory stays bounded by that limit plus one receive.
 
 Invariants: the mode changes only through ``state.transition``.  Bytes received in
 TLS-pending or closed mode are dropped unseen.  ``Rejected``, ``EndOfData`` and
