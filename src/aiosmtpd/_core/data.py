@@ -392,4 +392,6 @@ class ChunkReader:
             if self._discard or self._error is not None:
                 pos += take
                 continue
-            return DataChunk(bytes(buf[pos : pos + take])), pos + take
+            with memoryview(buf) as view:  # one copy (a bytearray slice would be two)
+                chunk = bytes(view[pos : pos + take])
+            return DataChunk(chunk), pos + take
