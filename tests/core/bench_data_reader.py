@@ -2,9 +2,14 @@
 
     .venv/bin/python -m tests.core.bench_data_reader [MiB] [chunk KiB]
 
-Feeds a message of 78-character lines (76 characters plus CRLF; every 20th line starts with
-a dot, so unstuffing does real work) in fixed-size chunks through ``receive_data`` /
-``next_event``, as the adapter does, and prints MB/s of raw input parsed.  Best of 5.
+Feeds messages of 78-octet lines (76 characters plus CRLF) in fixed-size chunks through
+``receive_data`` / ``next_event``, as the adapter does, and prints MB/s of raw input parsed
+(best of 5) for four kinds of content:
+
+- ``base64``: no dot at all (attachments, the bulk of big mail);
+- ``prose``: text with sentence dots, none leading a line;
+- ``1-in-20``: every 20th line starts with a dot, so unstuffing does real work;
+- ``all-dots``: every line is dot-stuffed (bulk mode).
 """
 
 from __future__ import annotations
@@ -15,11 +20,16 @@ import time
 from aiosmtpd._core.connection import CoreConfig, ServerConnection
 from aiosmtpd._core.events import NEED_DATA, DataChunk, EndOfData
 
+_LINES = {
+    "base64": [b"QUJD" * 19 + b"\r\n"],
+    "prose": [b"Dear Mr. Smith. The report is attached. See you at 10 a.m. tomorrow, ok.\r\n"],
+    "1-in-20": [b"x" * 76 + b"\r\n"] * 19 + [b"." + b"y" * 75 + b"\r\n"],
+    "all-dots": [b"." + b"z" * 75 + b"\r\n"],
+}
 
-def build_message(size: int) -> bytes:
-    plain = b"x" * 76 + b"\r\n"
-    stuffed = b"." + b"y" * 75 + b"\r\n"
-    block = plain * 19 + stuffed
+
+def build_message(size: int, kind: str = "1-in-20") -> bytes:
+    block = b"".join(_LINES[kind])
     return block * (size // len(block) + 1) + b".\r\n"
 
 
@@ -51,9 +61,11 @@ def event_size(message: bytes) -> int:
 def main() -> None:
     mib = int(sys.argv[1]) if len(sys.argv) > 1 else 64
     chunk = (int(sys.argv[2]) if len(sys.argv) > 2 else 64) * 1024
-    message = build_message(mib << 20)
-    best = max(run_once(message, chunk) for _ in range(5))
-    print(f"{len(message) / 1e6:.1f} MB in {chunk // 1024} KiB chunks: {best:.0f} MB/s")
+    for kind in _LINES:
+        message = build_message(mib << 20, kind)
+        best = max(run_once(message, chunk) for _ in range(5))
+        size = f"{len(message) / 1e6:.1f} MB in {chunk // 1024} KiB chunks"
+        print(f"{kind:9} {size}: {best:.0f} MB/s")
 
 
 if __name__ == "__main__":

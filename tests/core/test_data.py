@@ -6,6 +6,7 @@ Hypothesis tests check the bulk reader against it under every way of splitting t
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -363,10 +364,16 @@ _STREAMS = st.lists(_TOKENS, max_size=40).map(b"".join)
 
 @contextmanager
 def dot_budget(head_start: int) -> Iterator[None]:
-    """Set how many transparency dots the reader visits one by one before going bulk."""
+    """Set how many transparency dots the reader visits one by one before going bulk.
+
+    The budget also sets how many lone dots (not after a CRLF) the scan of one read walks
+    with ``memchr`` before it falls back to the 3-octet search: in these short streams 0
+    falls back at the first lone dot, 2 mid-read, 64 hardly ever.
+    """
     with (
         mock.patch.object(data_module, "_DOT_HEAD_START", head_start),
         mock.patch.object(data_module, "_DOTS_PER_KIB", min(head_start, 4)),
+        mock.patch.object(data_module, "_LONE_DOT_HEAD_START", head_start),
     ):
         yield
 
@@ -442,3 +449,41 @@ def test_terminator_after_compaction_at_a_line_boundary(
     for cut in (6 + 4 * 1457, 6 + 4 * 1500, 6 + 4 * 1500 + 2):
         with dot_budget(budget):
             check_against_reference(stream, [data[:cut], data[cut:]], size_limit, 1001, False)
+
+
+@pytest.mark.parametrize("lone_dots", [0, 3, 4, 5, 40])
+def test_stuffed_dots_after_many_lone_dots_in_one_read(lone_dots: int) -> None:
+    # The dot walk gives up after _LONE_DOT_HEAD_START (4) lone dots near the start of a
+    # read and falls back to the plain search: stuffed dots and the terminator before, at
+    # and after that point are all found, whatever the receive boundaries.
+    prose = b"Smith. " * lone_dots + b"\r\n"
+    stream = (b"..a\r\n" + prose) * 3 + b"a.b\r\n.\r\n" + b"QUIT\r\n"
+    data = b"DATA\r\n" + stream
+    for pieces in ([data], [data[i : i + 7] for i in range(0, len(data), 7)]):
+        check_against_reference(stream, pieces, None, 1001, eof=False)
+
+
+def test_content_receives_keep_the_buffer_allocation() -> None:
+    # Compacting message content by overwriting in place (not ``del`` then append) keeps
+    # the buffer's allocation across receives: no large malloc/free per receive.  And the
+    # buffer never holds more than one receive plus the unconsumed partial line.
+    line = b"0123456789" * 7 + b"abcdef\r\n"
+    stream = line * 20_000 + b".\r\n"
+    data = b"DATA\r\n" + stream
+    receive = 65_536 + 13  # receives end mid-line
+    conn = ServerConnection(CoreConfig(data_size_limit=None))
+    conn.receive_data(data[:6])
+    assert conn.next_event() == DATA_CMD
+    conn.send(b"354 go")
+    delivered = []
+    allocations = []
+    for offset in range(6, len(data), receive):
+        conn.receive_data(data[offset : offset + receive])
+        assert len(conn._buf) <= receive + len(line)
+        allocations.append(sys.getsizeof(conn._buf))
+        while isinstance(event := conn.next_event(), DataChunk):
+            delivered.append(event.data)
+    assert event == EndOfData(None, len(stream) - 3)
+    assert b"".join(delivered) == stream[:-3]
+    # One growth at most once the first receives are in (remainders differ in length).
+    assert len(set(allocations[2:-1])) <= 2

@@ -11,9 +11,10 @@ the driver asks; after a command that can change the mode (``MODE_CHANGING_VERBS
 after an ``AuthLine`` it returns ``PAUSED`` until the final line of the driver's reply has
 gone through ``send``.  Consumed octets are dropped from the front of the buffer only when
 they are at least half of it, so the cost is amortised O(1) per octet whatever the
-pipelining depth.  A command line that grows past the largest limit that could apply to
-it is rejected at once and the rest of it is skipped as it arrives: memory stays bounded
-by that limit plus one receive.
+pipelining depth; during message content that happens in ``receive_data``, by overwriting
+in place, so the buffer keeps its allocation from one receive to the next.  A command
+line that grows past the largest limit that could apply to it is rejected at once and the
+rest of it is skipped as it arrives: memory stays bounded by that limit plus one receive.
 
 Invariants: the mode changes only through state.py's table (``transition``, or on the hot
 paths a lookup in a table derived from it: ``TRANSITIONS_BY_INPUT``, the verb tables of
@@ -226,15 +227,30 @@ class ServerConnection:
         """Octets received and not yet consumed (for the driver's back-pressure)."""
         return len(self._buf) - self._pos
 
-    def receive_data(self, data: bytes) -> None:
-        """Append received octets; ``b""`` means the peer closed its side (EOF)."""
+    def receive_data(self, data: bytes | bytearray | memoryview) -> None:
+        """Append received octets; empty means the peer closed its side (EOF).
+
+        Any bytes-like object is copied, so the driver may reuse its receive buffer.
+        """
         action, _ = transition(self._mode, Input.BYTES if data else Input.PEER_EOF)
         if action is Action.DISCARD or self._eof:
             return
-        if data:
-            self._buf += data
-        else:
+        if not data:
             self._eof = True
+            return
+        buf = self._buf
+        removed = self._pos
+        if self._data_reader is not None and removed >= _COMPACT_MIN and removed * 2 >= len(buf):
+            # Message content: compact while appending, by overwriting in place, so the
+            # buffer keeps its allocation from one receive to the next.  ``del`` would
+            # shrink it and the append regrow it: two large malloc/free per receive, which
+            # glibc answers by trimming the heap and faulting fresh pages in every time.
+            kept = len(buf) - removed
+            buf[:kept] = buf[removed:]
+            buf[kept:] = data
+            self._shift(removed)
+        else:
+            buf += data
 
     def next_event(self) -> Event | Sentinel:
         """Parse and return the next event, or ``NEED_DATA`` / ``PAUSED``."""
@@ -450,9 +466,15 @@ class ServerConnection:
         self._data_reader = None
 
     def _compact(self) -> None:
+        if self._data_reader is not None:
+            return  # ``receive_data`` compacts message content as it appends
         removed = self._pos
         del self._buf[:removed]
-        self._pos = 0
+        self._shift(removed)
+
+    def _shift(self, removed: int) -> None:
+        """``removed`` octets were deleted from the front of the buffer."""
+        self._pos -= removed
         self._scan_from = max(0, self._scan_from - removed)
         if self._data_reader is not None:
             self._data_reader.shift(removed)
