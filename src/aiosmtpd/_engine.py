@@ -31,6 +31,7 @@ from typing import Any
 
 from . import _compat as compat
 from . import _lifecycle as lifecycle
+from . import _starttls as starttls
 from ._core import replies as R
 from ._core.connection import Mode, ServerConnection
 from ._core.events import (
@@ -45,7 +46,7 @@ from ._core.events import (
     Rejected,
 )
 from ._driver import ENTER_TASK, WAIT_FOR_INPUT, abandon, drive, resume, start_task_for
-from ._flow import IdleTimer, WriteGate
+from ._flow import IdleTimer, WriteGate, receive_buffer
 from ._output import ReplyOutput
 from ._proxy_stage import accept_proxy_header
 from ._session import (
@@ -72,7 +73,7 @@ def _reply(reply: R.Reply, **fields: Any) -> str:
     return reply.with_text(reply.text.format(**fields)).render() if fields else reply.render()
 
 
-class SessionEngine(ReplyOutput, asyncio.Protocol):
+class SessionEngine(ReplyOutput, asyncio.Protocol, asyncio.BufferedProtocol):
     """Connection plumbing shared by ``SMTP`` and ``LMTP``; see the module docstring."""
 
     # The per-connection state lives in slots: one protocol object exists per connection,
@@ -234,7 +235,22 @@ class SessionEngine(ReplyOutput, asyncio.Protocol):
             raise _ConnectionGone
         self._say(R.GREETING, hostname=self.hostname, ident=self.__ident__)
 
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return receive_buffer()
+
+    def buffer_updated(self, nbytes: int) -> None:
+        data = receive_buffer()[:nbytes]
+        if type(self).data_received is SessionEngine.data_received:
+            self._on_input(data)
+        else:
+            # A subclass that overrides data_received (1.4 programs may) gets bytes.
+            self.data_received(bytes(data))
+
     def data_received(self, data: bytes) -> None:
+        self._on_input(data)
+
+    def _on_input(self, data: bytes | memoryview) -> None:
+        """Bytes from the transport; ``data`` is valid only during this call."""
         if self._conn is None or self._closing:
             return
         if self._conn.mode is Mode.TLS_PENDING:
@@ -247,7 +263,7 @@ class SessionEngine(ReplyOutput, asyncio.Protocol):
                     len(data),
                 )
                 return
-            self._tls_early_input.append(data)
+            self._tls_early_input.append(bytes(data))
             return
         if self._proxy_buffer is not None:
             self._proxy_buffer += data
@@ -268,17 +284,8 @@ class SessionEngine(ReplyOutput, asyncio.Protocol):
             self._active_transport.pause_reading()
 
     def _plaintext_after_starttls(self) -> bool:
-        """Whether ``data_received`` is being called by the cleartext transport.
-
-        ``loop.start_tls`` hands the cleartext transport to its TLS protocol; until then
-        (a handshake started late, by a plugin or after a write drain) any byte the
-        cleartext transport delivers to us is plaintext. Unknown transports: plaintext.
-        """
-        plain = self._tls_plain_transport
-        if plain is None:
-            return False
-        get_protocol = getattr(plain, "get_protocol", None)
-        return get_protocol is None or get_protocol() is self
+        """Whether the cleartext transport is delivering: plaintext after ``220``."""
+        return starttls.plaintext_after_starttls(self)
 
     def eof_received(self) -> bool | None:
         if self._proxy_buffer is not None:
@@ -466,32 +473,8 @@ class SessionEngine(ReplyOutput, asyncio.Protocol):
         self._closing = True
 
     def _finish_tls_upgrade(self) -> None:
-        """After ``220`` to STARTTLS and the handshake: restart the core and the session.
-
-        Runs after our own ``smtp_STARTTLS`` and after a plugin's replacement of it (which
-        only swaps transports); a replacement that did not upgrade ends the connection.
-        """
-        transport = self._active_transport
-        if transport is None or transport.get_extra_info("ssl_object") is None:
-            log.info("%r STARTTLS did not complete", self.session.peer)
-            raise _ConnectionGone
-        if not self._tls_protocol:
-            self._tls_protocol = transport
-        self._tls_plain_transport = None
-        self._conn.tls_established()
-        early, self._tls_early_input = self._tls_early_input, []
-        for data in early:
-            self._conn.receive_data(data)
-        peer, proxy_data = self.session.peer, self.session.proxy_data
-        self.session = self._create_session()
-        self.session.peer = peer
-        # The PROXY header describes the connection, which STARTTLS keeps.
-        self.session.proxy_data = proxy_data
-        self.session.ssl = ssl_info(transport)
-        self._set_rset_state()
-        hook = self._handle_hooks.get("STARTTLS")
-        if hook is not None:
-            self._tls_handshake_okay = bool(hook(self, self.session, self.envelope))
+        """After ``220`` to STARTTLS and the handshake: restart the core and the session."""
+        starttls.finish_upgrade(self)
 
     async def _accept_proxy_header(self) -> bool:
         return await accept_proxy_header(self)

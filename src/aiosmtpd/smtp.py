@@ -154,9 +154,7 @@ class SMTP(BuiltinMechanisms, ChunkingMixin, ext.ExtensionsMixin, SessionEngine)
     #: Commands the engine may serve inline, outside the session task, when neither the
     #: handler nor a subclass adds code to them (``_driver._inline_verbs``).
     #: DATA is served inline up to delivery and enters the task before ``handle_DATA``.
-    _INLINE_SAFE_VERBS = frozenset(
-        {"DATA", "EHLO", "HELO", "MAIL", "NOOP", "QUIT", "RCPT", "RSET"}
-    )
+    _INLINE_SAFE_VERBS = frozenset({"DATA", "EHLO", "HELO", "MAIL", "NOOP", "QUIT", "RCPT", "RSET"})
 
     def __init__(
         self,
