@@ -89,6 +89,7 @@ class SessionEngine(ReplyOutput, asyncio.Protocol, asyncio.BufferedProtocol):
         "_conn",
         "_driving",
         "_ended",
+        "_envelope",
         "_implicit_tls",
         "_input_waiter",
         "_limiter_key",
@@ -97,7 +98,6 @@ class SessionEngine(ReplyOutput, asyncio.Protocol, asyncio.BufferedProtocol):
         "_proxy_buffer",
         "_proxy_eof",
         "_proxy_timer",
-        "_reader",
         "_reading_paused",
         "_shutdown_requested",
         "_suspended",
@@ -106,9 +106,7 @@ class SessionEngine(ReplyOutput, asyncio.Protocol, asyncio.BufferedProtocol):
         "_tls_early_input",
         "_tls_handshake_okay",
         "_tls_protocol",
-        "_writer",
         "_writes",
-        "envelope",
         "session",
         "transport",
     )
@@ -138,8 +136,8 @@ class SessionEngine(ReplyOutput, asyncio.Protocol, asyncio.BufferedProtocol):
 
     def _init_connection_state(self) -> None:
         self.transport: Any = None
-        self._reader = compat.CompatStream(None)
-        self._writer = compat.CompatStream(None)
+        #: 1.4's ``_reader``/``_writer`` stand-ins, made when first asked for.
+        self._streams: tuple[compat.CompatStream, compat.CompatStream] | None = None
         self._tls_protocol: Any = None
         self._original_transport: Any = None
         self._implicit_tls = False
@@ -152,13 +150,13 @@ class SessionEngine(ReplyOutput, asyncio.Protocol, asyncio.BufferedProtocol):
         #: Resolved when the session is over (``_handler_coroutine``); made on demand.
         self._ended: asyncio.Future[None] | None = None
         self.session: Session = None  # type: ignore[assignment]
-        self.envelope: Envelope = None  # type: ignore[assignment]
+        self._envelope: Envelope | None = None
         self._conn: ServerConnection = None  # type: ignore[assignment]
-        self._out: list[bytes] = []
+        self._out: list[bytes] | None = None
         self._out_size = 0
         self._final_replies = 0
         self._bogus = 0
-        self._call_counts: dict[str, int] = {}
+        self._call_counts: dict[str, int] | None = None
         self._closing = False
         self._lost = False
         self._reading_paused = False
@@ -169,7 +167,7 @@ class SessionEngine(ReplyOutput, asyncio.Protocol, asyncio.BufferedProtocol):
         #: could tell the core (a TLS 1.3 client may send EHLO in the flight of its
         #: Finished message). Plaintext sent after STARTTLS never gets here: see
         #: ``_plaintext_after_starttls``.
-        self._tls_early_input: list[bytes] = []
+        self._tls_early_input: list[bytes] | None = None
         #: The cleartext transport 220 to STARTTLS was written on, until the upgrade ends.
         self._tls_plain_transport: Any = None
         self._auth_failures = 0
@@ -192,7 +190,20 @@ class SessionEngine(ReplyOutput, asyncio.Protocol, asyncio.BufferedProtocol):
         return Envelope()
 
     def _set_rset_state(self) -> None:
-        self.envelope = self._create_envelope()
+        # A fresh envelope is made when first used: an idle session holds none.
+        self._envelope = None
+
+    @property
+    def envelope(self) -> Envelope:
+        """The current transaction's ``Envelope`` (1.4 attribute), made on first use."""
+        envelope = self._envelope
+        if envelope is None:
+            envelope = self._envelope = self._create_envelope()
+        return envelope
+
+    @envelope.setter
+    def envelope(self, envelope: Envelope) -> None:
+        self._envelope = envelope
 
     def _new_core(self) -> ServerConnection:
         raise NotImplementedError
@@ -205,8 +216,7 @@ class SessionEngine(ReplyOutput, asyncio.Protocol, asyncio.BufferedProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         loop = asyncio.get_running_loop()
         self.transport = transport
-        self._reader = compat.CompatStream(transport)
-        self._writer = compat.CompatStream(transport)
+        self._streams = None
         self._implicit_tls = transport.get_extra_info("ssl_object") is not None
         self.session = self._create_session()
         self.session.peer = transport.get_extra_info("peername")
@@ -214,7 +224,7 @@ class SessionEngine(ReplyOutput, asyncio.Protocol, asyncio.BufferedProtocol):
             self.session.ssl = ssl_info(transport)
         self._set_rset_state()
         self._conn = self._new_core()
-        self._timer = IdleTimer(loop, self._timeout_duration, self._on_timeout)
+        self._timer = IdleTimer(loop, self._timeout_duration, self)
         self._timer.touch()
         if self._proxy_timeout is not None:
             self._proxy_buffer = bytearray()
@@ -263,7 +273,7 @@ class SessionEngine(ReplyOutput, asyncio.Protocol, asyncio.BufferedProtocol):
                     len(data),
                 )
                 return
-            self._tls_early_input.append(bytes(data))
+            self._keep_early_tls_input(bytes(data))
             return
         if self._proxy_buffer is not None:
             self._proxy_buffer += data
@@ -283,6 +293,11 @@ class SessionEngine(ReplyOutput, asyncio.Protocol, asyncio.BufferedProtocol):
             self._reading_paused = True
             self._active_transport.pause_reading()
 
+    def _keep_early_tls_input(self, data: bytes) -> None:
+        if self._tls_early_input is None:
+            self._tls_early_input = []
+        self._tls_early_input.append(data)
+
     def _plaintext_after_starttls(self) -> bool:
         """Whether the cleartext transport is delivering: plaintext after ``220``."""
         return starttls.plaintext_after_starttls(self)
@@ -292,7 +307,7 @@ class SessionEngine(ReplyOutput, asyncio.Protocol, asyncio.BufferedProtocol):
             self._proxy_eof = True
             self._wake()
         elif self._conn is not None and self._conn.mode is Mode.TLS_PENDING:
-            self._tls_early_input.append(b"")
+            self._keep_early_tls_input(b"")
         elif self._conn is not None and not self._lost:
             self._conn.receive_data(b"")
             self._kick()
@@ -592,6 +607,8 @@ class SessionEngine(ReplyOutput, asyncio.Protocol, asyncio.BufferedProtocol):
                 self._say(R.UNRECOGNIZED, verb="********" if masked else verb)
             return
         if self._enforce_call_limit:
+            if self._call_counts is None:
+                self._call_counts = {}
             count = self._call_counts.get(verb, 0) + 1
             self._call_counts[verb] = count
             if count > self._call_limits.get(verb, self._call_limit_default):

@@ -1,8 +1,9 @@
 """Flow control for one SMTP connection: the idle timer and the write gate.
 
-Owns: ``IdleTimer`` (RFC 5321 §4.5.3.2 idle timeout with a lazily moved deadline, so a
-busy pipelined connection costs one ``call_later`` per timeout period, not one per
-command) and ``WriteGate`` (the transport's ``pause_writing``/``resume_writing``).
+Owns: ``IdleTimer`` and ``IdleClock`` (RFC 5321 §4.5.3.2 idle timeout: one timer handle
+per event loop and timeout for all connections, deadlines moved lazily, so a busy
+pipelined connection costs no timer work per command and an idle one no handle) and
+``WriteGate`` (the transport's ``pause_writing``/``resume_writing``).
 Invariants: no sleeping tasks, only ``loop.call_later`` handles and futures; ``cancel``
 and ``release`` are idempotent and leave nothing scheduled.
 Also the receive buffer the transports of one thread read into (``receive_buffer``).
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable
+from typing import Any
 
 #: Size of the receive buffer shared by the connections one thread serves (asyncio's own
 #: read size). One per thread, not per connection: idle connections must not hold it.
@@ -43,57 +45,140 @@ def receive_buffer() -> memoryview:
     return _receive_buffer.view
 
 
+class IdleClock:
+    """The idle deadlines of every connection of one event loop with one timeout.
+
+    One ``call_at`` handle for all of them instead of one per connection (an idle
+    connection then holds no timer handle): deadlines are kept in buckets
+    ``timeout / BUCKETS_PER_TIMEOUT`` wide, so a connection times out between
+    ``timeout`` and ``timeout * (1 + 1 / BUCKETS_PER_TIMEOUT)`` after its last activity
+    (RFC 5321 §4.5.3.2 timeouts are minimums). ``touch()`` only stores the new deadline;
+    a timer found not yet due when its bucket comes round moves to a later bucket, so
+    each connection is looked at about once per timeout period.
+    """
+
+    BUCKETS_PER_TIMEOUT = 8
+
+    __slots__ = ("_buckets", "_handle", "_loop", "_width", "timeout")
+
+    #: Clocks by (loop, timeout); a clock is dropped when it has no timers left.
+    _clocks: dict[tuple[int, float], IdleClock] = {}
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
+        self._loop = loop
+        self.timeout = timeout
+        self._width = timeout / self.BUCKETS_PER_TIMEOUT
+        self._buckets: dict[int, set[IdleTimer]] = {}
+        self._handle: asyncio.TimerHandle | None = None
+
+    @classmethod
+    def of(cls, loop: asyncio.AbstractEventLoop, timeout: float) -> IdleClock:
+        key = (id(loop), timeout)
+        clock = cls._clocks.get(key)
+        if clock is None or clock._loop is not loop:
+            clock = cls._clocks[key] = cls(loop, timeout)
+        return clock
+
+    def now(self) -> float:
+        return self._loop.time()
+
+    def add(self, timer: IdleTimer, deadline: float) -> int:
+        """File ``timer`` under the bucket that ends at or after ``deadline``."""
+        slot = int(deadline / self._width) + 1
+        bucket = self._buckets.get(slot)
+        if bucket is None:
+            bucket = self._buckets[slot] = set()
+            if self._handle is None or slot * self._width < self._handle.when():
+                self._schedule(slot)
+        bucket.add(timer)
+        return slot
+
+    def remove(self, timer: IdleTimer, slot: int) -> None:
+        bucket = self._buckets.get(slot)
+        if bucket is not None:
+            bucket.discard(timer)
+            if not bucket:
+                del self._buckets[slot]
+        if not self._buckets:
+            if self._handle is not None:
+                self._handle.cancel()
+                self._handle = None
+            if IdleClock._clocks.get((id(self._loop), self.timeout)) is self:
+                del IdleClock._clocks[(id(self._loop), self.timeout)]
+
+    def _schedule(self, slot: int) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+        self._handle = self._loop.call_at(slot * self._width, self._tick)
+
+    def _tick(self) -> None:
+        self._handle = None
+        now = self._loop.time()
+        due = sorted(slot for slot in self._buckets if slot * self._width <= now)
+        for slot in due:
+            for timer in self._buckets.pop(slot, ()):
+                try:
+                    timer._due(now)
+                except Exception as error:  # one connection's failure must not stop the rest
+                    self._loop.call_exception_handler(
+                        {"message": "idle timeout callback failed", "exception": error}
+                    )
+        if self._buckets:
+            self._schedule(min(self._buckets))
+        elif IdleClock._clocks.get((id(self._loop), self.timeout)) is self:
+            del IdleClock._clocks[(id(self._loop), self.timeout)]
+
+
 class IdleTimer:
-    """Calls ``on_expire`` once when ``timeout`` seconds pass without ``touch()``.
+    """Calls ``owner._on_timeout()`` once when ``timeout`` seconds pass without ``touch()``.
 
     While ``busy`` is non-zero (the server itself is working, e.g. inside a handler hook)
     the timer does not expire: the client is not the one being idle.
     """
 
-    __slots__ = ("_cancelled", "_deadline", "_handle", "_loop", "_on_expire", "_timeout", "busy")
+    __slots__ = ("_clock", "_deadline", "_owner", "_slot", "busy")
 
-    def __init__(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        timeout: float | None,
-        on_expire: Callable[[], None],
-    ) -> None:
-        self._loop = loop
-        self._timeout = timeout if timeout and timeout > 0 else None
-        self._on_expire = on_expire
+    def __init__(self, loop: asyncio.AbstractEventLoop, timeout: float | None, owner: Any) -> None:
+        self._clock = IdleClock.of(loop, timeout) if timeout and timeout > 0 else None
+        #: The object whose ``_on_timeout()`` is called (not a bound method: one less
+        #: object per connection).
+        self._owner = owner
         self._deadline = 0.0
-        self._handle: asyncio.TimerHandle | None = None
-        self._cancelled = False
+        self._slot = 0
         self.busy = 0
 
     def touch(self) -> None:
         """The client made progress: the idle period starts again now."""
-        if self._timeout is None or self._cancelled:
+        clock = self._clock
+        if clock is None:
             return
-        self._deadline = self._loop.time() + self._timeout
-        if self._handle is None:
-            self._handle = self._loop.call_at(self._deadline, self._fire)
+        self._deadline = clock.now() + clock.timeout
+        if not self._slot:
+            self._slot = clock.add(self, self._deadline)
 
     def cancel(self) -> None:
-        self._cancelled = True
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
+        clock = self._clock
+        if clock is not None:
+            self._clock = None
+            if self._slot:
+                clock.remove(self, self._slot)
+                self._slot = 0
 
-    def _fire(self) -> None:
-        self._handle = None
-        if self._cancelled or self._timeout is None:
+    def _due(self, now: float) -> None:
+        """Our bucket came round (the clock already took us out of it)."""
+        clock = self._clock
+        self._slot = 0
+        if clock is None:
             return
-        now = self._loop.time()
         if now < self._deadline:
-            self._handle = self._loop.call_at(self._deadline, self._fire)
+            self._slot = clock.add(self, self._deadline)
             return
         if self.busy:
-            self._deadline = now + self._timeout
-            self._handle = self._loop.call_at(self._deadline, self._fire)
+            self._deadline = now + clock.timeout
+            self._slot = clock.add(self, self._deadline)
             return
-        self._cancelled = True
-        self._on_expire()
+        self._clock = None
+        self._owner._on_timeout()
 
 
 class WriteGate:

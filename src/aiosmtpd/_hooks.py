@@ -20,6 +20,8 @@ VERB_PREFIX = "smtp_"
 _HOOK_NAMES: dict[type, tuple[str, ...]] = {}
 _VERB_TABLES: dict[type, dict[str, Callable[..., Any]]] = {}
 _EHLO_ARITY: dict[type, int] = {}
+#: The hooks of a handler that has none (read-only, like every mapping returned here).
+_NO_HOOKS: dict[str, Callable[..., Any]] = {}
 
 
 def _hook_names(handler_type: type) -> tuple[str, ...]:
@@ -45,7 +47,8 @@ def bind_hooks(handler: object) -> dict[str, Callable[..., Any]]:
         for attribute, member in instance_attrs.items():
             if attribute.startswith(HOOK_PREFIX) and callable(member):
                 hooks[attribute[len(HOOK_PREFIX) :]] = member
-    return hooks
+    # One per connection: a handler without hooks (a sink) shares one empty mapping.
+    return hooks if hooks else _NO_HOOKS
 
 
 def verb_table(server_type: type) -> dict[str, Callable[..., Any]]:

@@ -27,30 +27,52 @@ WRITE_FLUSH_SIZE = 64 * 1024
 class ReplyOutput:
     """Reply buffering and writing for ``SessionEngine`` (which holds the state)."""
 
-    __slots__ = ("_final_replies", "_out", "_out_size", "_tls_plain_transport")
+    __slots__ = ("_final_replies", "_out", "_out_size", "_streams", "_tls_plain_transport")
 
     transport: Any
     enable_SMTPUTF8: bool
     enhanced_status_codes: bool
     _conn: ServerConnection
-    _writer: CompatStream
     _writes: WriteGate
-    _out: list[bytes]
+    _streams: tuple[CompatStream, CompatStream] | None
+    _out: list[bytes] | None
     _out_size: int
     _final_replies: int
     _tls_plain_transport: Any
 
     @property
     def _active_transport(self) -> Any:
-        transport = self._writer._transport
+        streams = self._streams
+        transport = streams[1]._transport if streams is not None else None
         return transport if transport is not None else self.transport
+
+    @property
+    def _reader(self) -> CompatStream:
+        """1.4's ``StreamReader``: plugins assign a new transport to ``_transport``."""
+        return self._compat_streams()[0]
+
+    @property
+    def _writer(self) -> CompatStream:
+        """1.4's ``StreamWriter``: its ``_transport`` is the one replies are written to."""
+        return self._compat_streams()[1]
+
+    def _compat_streams(self) -> tuple[CompatStream, CompatStream]:
+        # Made on first use: most connections never need them (an idle one holds less).
+        streams = self._streams
+        if streams is None:
+            streams = self._streams = (CompatStream(self.transport), CompatStream(self.transport))
+        return streams
 
     def _send_line(self, line: bytes) -> None:
         conn = self._conn
         # Only a 220 can start the TLS handshake (the mode is read only around those).
         mode = conn.mode if line.startswith(b"220") else None
         data = conn.send(line)
-        self._out.append(data)
+        out = self._out
+        if out is None:
+            self._out = [data]
+        else:
+            out.append(data)
         self._out_size += len(data)
         if not line.startswith(b"334"):
             self._final_replies += 1
@@ -78,10 +100,11 @@ class ReplyOutput:
         return reply.render(self.enhanced_status_codes)
 
     def _flush(self) -> None:
-        if not self._out:
+        out = self._out
+        if not out:
             return
-        data = b"".join(self._out) if len(self._out) > 1 else self._out[0]
-        self._out.clear()
+        data = b"".join(out) if len(out) > 1 else out[0]
+        self._out = None
         self._out_size = 0
         transport = self._active_transport
         if transport is not None and not transport.is_closing():

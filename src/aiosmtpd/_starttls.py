@@ -51,7 +51,7 @@ def finish_upgrade(engine: SessionEngine) -> None:
         engine._tls_protocol = transport
     engine._tls_plain_transport = None
     engine._conn.tls_established()
-    early, engine._tls_early_input = engine._tls_early_input, []
+    early, engine._tls_early_input = engine._tls_early_input or [], None
     for data in early:
         engine._conn.receive_data(data)
     peer, proxy_data = engine.session.peer, engine.session.proxy_data

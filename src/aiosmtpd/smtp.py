@@ -667,13 +667,17 @@ class SMTP(BuiltinMechanisms, ChunkingMixin, ext.ExtensionsMixin, SessionEngine)
         await self.push(status)
 
 
+#: Shared by every connection without per-verb limits (never mutated).
+_NO_CALL_LIMITS: dict[str, int] = {}
+
+
 def _parse_call_limit(
     limit: int | dict[str, int] | None,
 ) -> tuple[dict[str, int], int]:
     if limit is None:
-        return {}, CALL_LIMIT_DEFAULT
+        return _NO_CALL_LIMITS, CALL_LIMIT_DEFAULT
     if isinstance(limit, int):
-        return {}, limit
+        return _NO_CALL_LIMITS, limit
     if isinstance(limit, dict):
         if not all(isinstance(v, int) for v in limit.values()):
             raise TypeError("All command_call_limit values must be int")

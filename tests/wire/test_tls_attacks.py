@@ -88,7 +88,7 @@ class KeepsPlaintextMixin(SMTP):
 
     def _finish_tls_upgrade(self) -> None:
         _, _, after = self.cleartext.rpartition(b"STARTTLS\r\n")
-        self._tls_early_input.insert(0, after)
+        self._tls_early_input = [after, *(self._tls_early_input or [])]
         super()._finish_tls_upgrade()
 
 
