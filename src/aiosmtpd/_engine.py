@@ -549,20 +549,14 @@ class SessionEngine(ReplyOutput, asyncio.Protocol, asyncio.BufferedProtocol):
         gets the 421. Await ``_handler_coroutine`` for the end; call ``shutdown_now()``
         when a deadline passes.
         """
-        self._shutdown_requested = True
-        between_commands = self._task is None and self._suspended is None
-        waiting = between_commands or self._proxy_buffer is not None
-        if waiting and not self._closing and not self._lost:
-            self._close_with(R.SHUTTING_DOWN)
+        lifecycle.begin_shutdown(self)
 
     def shutdown_now(self) -> None:
         """Answer ``421 4.3.2 Service shutting down`` and close, whatever is in progress.
 
         A message whose DATA had not been answered is not delivered.
         """
-        self._shutdown_requested = True
-        if not self._closing and not self._lost:
-            self._close_with(R.SHUTTING_DOWN)
+        lifecycle.shutdown_now(self)
 
     async def _dispatch(self, event: Event) -> None:
         if isinstance(event, Command):

@@ -1,7 +1,8 @@
-"""The beginning and the end of a session: admission and the 1.4 ``_handler_coroutine``.
+"""The beginning and the end of a session: admission, graceful stop, ``_handler_coroutine``.
 
 Owns: admitting a connection against the server's ``ConnectionLimiter`` (``admit``: the
-PROXY header's source address counts when there is one) and the future that stands for
+PROXY header's source address counts when there is one), the graceful-stop entry points
+(``begin_shutdown``, ``shutdown_now``) and the future that stands for
 1.4's per-connection task (``session_end``): done when the session is over, and
 cancelling it ends the session at once.
 Invariants: a slot taken is released exactly once (``SessionEngine._end_connection``);
@@ -72,3 +73,31 @@ def _cancelled(engine: SessionEngine, ended: asyncio.Future[None]) -> None:
         transport.abort()
     if engine._task is None:
         engine._end_connection()
+
+
+def _stop(engine: SessionEngine) -> None:
+    if engine._proxy_buffer is not None and engine._tls_after_proxy is not None:
+        # TLS has not started: a cleartext 421 would be junk to the client's TLS stack.
+        engine._closing = True
+        transport = engine._active_transport
+        if transport is not None and not transport.is_closing():
+            engine._close_transport(transport)
+        engine._wake()
+    else:
+        engine._close_with(R.SHUTTING_DOWN)
+
+
+def begin_shutdown(engine: SessionEngine) -> None:
+    """421 and close now if the session waits for a command; else after the command."""
+    engine._shutdown_requested = True
+    between_commands = engine._task is None and engine._suspended is None
+    waiting = between_commands or engine._proxy_buffer is not None
+    if waiting and not engine._closing and not engine._lost:
+        _stop(engine)
+
+
+def shutdown_now(engine: SessionEngine) -> None:
+    """421 and close, whatever is in progress."""
+    engine._shutdown_requested = True
+    if not engine._closing and not engine._lost:
+        _stop(engine)

@@ -76,3 +76,17 @@ async def test_header_and_bytes_past_the_mark_in_one_read() -> None:
     handler.verdict.set_result(False)
     await client.wait_closed()
     assert client.transport.output == b""
+
+
+@pytest.mark.parametrize("how", ["begin_shutdown", "shutdown_now"])
+@pytest.mark.asyncio
+async def test_graceful_stop_before_tls_closes_without_a_cleartext_reply(how: str) -> None:
+    handler = Deliberating()
+    server, client = await start(handler)
+    await client.send(HEADER_V1)
+    await handler.deciding.wait()
+    getattr(server, how)()
+    await client.wait_closed()
+    # The client expects a TLS handshake next: a cleartext "421" would be junk to it.
+    assert client.transport.output == b""
+    handler.verdict.set_result(False)
