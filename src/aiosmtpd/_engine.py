@@ -635,12 +635,20 @@ class SessionEngine(ReplyOutput, asyncio.Protocol, asyncio.BufferedProtocol):
             self._timer.busy -= 1
 
     async def check_helo_needed(self, helo: str = "HELO") -> bool:
+        return self._helo_given(helo)
+
+    async def check_auth_needed(self, caller: str) -> bool:
+        return self._auth_satisfied(caller)
+
+    # The synchronous cores of the two checks above, which the library's own commands
+    # call directly when the class keeps both coroutines (``smtp._plain_steps``).
+    def _helo_given(self, helo: str = "HELO") -> bool:
         if not self.session.host_name:
             self._say(R.NEED_EHLO if helo == "EHLO" else R.NEED_HELO)
             return False
         return True
 
-    async def check_auth_needed(self, caller: str) -> bool:
+    def _auth_satisfied(self, caller: str) -> bool:
         if self._auth_required and not self.session.authenticated:
             log.info("%r %s refused: not authenticated", self.session.peer, caller)
             self._say(R.AUTH_REQUIRED)

@@ -138,6 +138,24 @@ def _core_config(
     )
 
 
+#: The coroutines every command awaits on its way (public: subclasses may override them,
+#: and 1.4 programs do). A class that keeps all of the library's own has its commands
+#: call their synchronous cores instead: no coroutine frame per step (``_plain_steps``).
+_STEP_COROUTINES = ("push", "check_helo_needed", "check_auth_needed", "_call_handler_hook")
+_LIBRARY_STEPS = {name: getattr(SessionEngine, name) for name in _STEP_COROUTINES}
+_PLAIN_STEPS: dict[type, bool] = {}
+
+
+def _plain_steps(cls: type) -> bool:
+    """Whether ``cls`` keeps the library's ``push``, ``check_helo_needed``,
+    ``check_auth_needed`` and ``_call_handler_hook`` (decided once per class)."""
+    plain = _PLAIN_STEPS.get(cls)
+    if plain is None:
+        plain = all(getattr(cls, name) is step for name, step in _LIBRARY_STEPS.items())
+        _PLAIN_STEPS[cls] = plain
+    return plain
+
+
 class SMTP(BuiltinMechanisms, ChunkingMixin, ext.ExtensionsMixin, SessionEngine):
     """An SMTP server protocol (RFC 5321), aiosmtpd 1.4 compatible."""
 
@@ -324,11 +342,19 @@ class SMTP(BuiltinMechanisms, ChunkingMixin, ext.ExtensionsMixin, SessionEngine)
             return
         self._set_rset_state()
         self.session.extended_smtp = False
-        status = await self._call_handler_hook("HELO", hostname)
+        plain = _plain_steps(type(self))
+        status: Any
+        if plain and "HELO" not in self._handle_hooks:
+            status = MISSING
+        else:
+            status = await self._call_handler_hook("HELO", hostname)
         if status is MISSING:
             self.session.host_name = hostname
             status = self._render(R.HELO_OK, hostname=self.hostname)
-        await self.push(status)
+        if not plain:
+            await self.push(status)
+        elif self._emit(status):
+            await self._writes.wait()
 
     @syntax("EHLO hostname")
     async def smtp_EHLO(self, hostname: str | None) -> None:
@@ -359,8 +385,13 @@ class SMTP(BuiltinMechanisms, ChunkingMixin, ext.ExtensionsMixin, SessionEngine)
             lines = await self._call_handler_hook("EHLO", hostname, lines)
         else:
             self.session.host_name = hostname
+        if not _plain_steps(type(self)):
+            for line in lines:
+                await self.push(line)
+            return
         for line in lines:
-            await self.push(line)
+            if self._emit(line):
+                await self._writes.wait()
 
     def _ehlo_lines(self) -> list[str]:
         """The EHLO keyword lines; PIPELINING follows 1.4's last fixed line (SMTPUTF8)."""
@@ -382,6 +413,10 @@ class SMTP(BuiltinMechanisms, ChunkingMixin, ext.ExtensionsMixin, SessionEngine)
 
     @syntax("NOOP [ignored]")
     async def smtp_NOOP(self, arg: str | None) -> None:
+        if _plain_steps(type(self)) and "NOOP" not in self._handle_hooks:
+            if self._emit(R.OK.line(self.enhanced_status_codes)):
+                await self._writes.wait()
+            return
         status = await self._call_handler_hook("NOOP", arg)
         await self.push(self._render(R.OK) if status is MISSING else status)
 
@@ -389,6 +424,11 @@ class SMTP(BuiltinMechanisms, ChunkingMixin, ext.ExtensionsMixin, SessionEngine)
     async def smtp_QUIT(self, arg: str | None) -> None:
         if arg:
             self._say(R.QUIT_SYNTAX)
+            return
+        if _plain_steps(type(self)) and "QUIT" not in self._handle_hooks:
+            if self._emit(R.BYE.line(self.enhanced_status_codes)):
+                await self._writes.wait()
+            self._close_after_reply()
             return
         status = await self._call_handler_hook("QUIT")
         await self.push(self._render(R.BYE) if status is MISSING else status)
@@ -486,9 +526,11 @@ class SMTP(BuiltinMechanisms, ChunkingMixin, ext.ExtensionsMixin, SessionEngine)
 
     @syntax("MAIL FROM: <address>", extended=" [SP <mail-parameters>]")
     async def smtp_MAIL(self, arg: str | None) -> None:
-        if not await self.check_helo_needed():
-            return
-        if not await self.check_auth_needed("MAIL"):
+        plain = _plain_steps(type(self))
+        if plain:
+            if not self._helo_given() or not self._auth_satisfied("MAIL"):
+                return
+        elif not await self.check_helo_needed() or not await self.check_auth_needed("MAIL"):
             return
         syntax_error = R.MAIL_SYNTAX_ESMTP if self.session.extended_smtp else R.MAIL_SYNTAX
         parsed = self._parse_path_arg(arg, "FROM:", syntax_error)
@@ -537,18 +579,27 @@ class SMTP(BuiltinMechanisms, ChunkingMixin, ext.ExtensionsMixin, SessionEngine)
         # Whether the MAIL hook or the library accepts it, this transaction must use BDAT.
         binarymime = isinstance(body, str) and body.upper() == "BINARYMIME"
         self._binarymime_envelope = self.envelope if binarymime else None
-        status = await self._call_handler_hook("MAIL", address, options)
+        status: Any
+        if plain and "MAIL" not in self._handle_hooks:
+            status = MISSING
+        else:
+            status = await self._call_handler_hook("MAIL", address, options)
         if status is MISSING:
             self.envelope.mail_from = address
             self.envelope.mail_options.extend(options)
             status = R.OK.line(self.enhanced_status_codes)
-        await self.push(status)
+        if not plain:
+            await self.push(status)
+        elif self._emit(status):
+            await self._writes.wait()
 
     @syntax("RCPT TO: <address>", extended=" [SP <mail-parameters>]")
     async def smtp_RCPT(self, arg: str | None) -> None:
-        if not await self.check_helo_needed():
-            return
-        if not await self.check_auth_needed("RCPT"):
+        plain = _plain_steps(type(self))
+        if plain:
+            if not self._helo_given() or not self._auth_satisfied("RCPT"):
+                return
+        elif not await self.check_helo_needed() or not await self.check_auth_needed("RCPT"):
             return
         if not self.envelope.mail_from:
             self._say(R.NEED_MAIL)
@@ -566,12 +617,19 @@ class SMTP(BuiltinMechanisms, ChunkingMixin, ext.ExtensionsMixin, SessionEngine)
         if values:
             self._say(R.RCPT_PARAMS_UNRECOGNIZED)
             return
-        status = await self._call_handler_hook("RCPT", address, options)
+        status: Any
+        if plain and "RCPT" not in self._handle_hooks:
+            status = MISSING
+        else:
+            status = await self._call_handler_hook("RCPT", address, options)
         if status is MISSING:
             self.envelope.rcpt_tos.append(address)
             self.envelope.rcpt_options.extend(options)
             status = R.OK.line(self.enhanced_status_codes)
-        await self.push(status)
+        if not plain:
+            await self.push(status)
+        elif self._emit(status):
+            await self._writes.wait()
 
     @syntax("RSET")
     async def smtp_RSET(self, arg: str | None) -> None:
@@ -582,14 +640,19 @@ class SMTP(BuiltinMechanisms, ChunkingMixin, ext.ExtensionsMixin, SessionEngine)
         if hasattr(self, "rset_hook"):
             compat.warn_deprecated(compat.RSET_HOOK)
             await self.rset_hook()
+        elif _plain_steps(type(self)) and "RSET" not in self._handle_hooks:
+            if self._emit(R.OK.line(self.enhanced_status_codes)):
+                await self._writes.wait()
+            return
         status = await self._call_handler_hook("RSET")
         await self.push(self._render(R.OK) if status is MISSING else status)
 
     @syntax("DATA")
     async def smtp_DATA(self, arg: str | None) -> None:
-        if not await self.check_helo_needed():
-            return
-        if not await self.check_auth_needed("DATA"):
+        if _plain_steps(type(self)):
+            if not self._helo_given() or not self._auth_satisfied("DATA"):
+                return
+        elif not await self.check_helo_needed() or not await self.check_auth_needed("DATA"):
             return
         if not self.envelope.rcpt_tos:
             self._say(R.NEED_RCPT)
@@ -664,7 +727,10 @@ class SMTP(BuiltinMechanisms, ChunkingMixin, ext.ExtensionsMixin, SessionEngine)
 
     async def _push_data_replies(self, status: Any, envelope: Envelope) -> None:
         """SMTP sends one reply after DATA; LMTP overrides this (one per recipient)."""
-        await self.push(status)
+        if not _plain_steps(type(self)):
+            await self.push(status)
+        elif self._emit(status):
+            await self._writes.wait()
 
 
 def _parse_call_limit(
