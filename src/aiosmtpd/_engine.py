@@ -663,8 +663,20 @@ class SessionEngine(ReplyOutput, asyncio.Protocol, asyncio.BufferedProtocol):
         # twice as with a list of chunks and join().
         first: bytes | None = None
         rest: io.BytesIO | None = None
+        conn = self._conn
         while True:
-            event = await self._next_event()
+            # An event the core already holds costs no ``_next_event`` coroutine; it is
+            # awaited only when input or the peer's reading must be waited for.
+            event: Event | None
+            if self._writes.paused or self._closing:
+                event = await self._next_event()
+            else:
+                polled = conn.next_event()
+                if polled is NEED_DATA or polled is PAUSED:
+                    event = await self._next_event()
+                else:
+                    self._timer.touch()
+                    event = polled
             if isinstance(event, DataChunk):
                 if first is None:
                     first = event.data

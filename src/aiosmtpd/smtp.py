@@ -540,44 +540,15 @@ class SMTP(BuiltinMechanisms, ChunkingMixin, ext.ExtensionsMixin, SessionEngine)
         if self.envelope.mail_from:
             self._say(R.NESTED_MAIL)
             return
-        values = dict(params.values)
-        smtputf8 = values.pop("SMTPUTF8", False)
-        if smtputf8 is not False:
-            if smtputf8 is not True:
-                self._say(R.SMTPUTF8_NO_ARGS)
+        if params.options:
+            checked = self._mail_params(params, syntax_error)
+            if checked is None:
                 return
-            if not self.enable_SMTPUTF8:
-                self._say(R.SMTPUTF8_DISABLED)
-                return
-        body = values.pop("BODY", None)
-        bodies = ("7BIT", "8BITMIME", "BINARYMIME") if self._binarymime_offered() else None
-        if (
-            body is not None
-            and not self._decode_data
-            and (not isinstance(body, str) or body.upper() not in (bodies or ("7BIT", "8BITMIME")))
-        ):
-            self._say(R.BAD_BODY_BINARYMIME if bodies else R.BAD_BODY)
-            return
-        size = values.pop("SIZE", None)
-        if size is not None:
-            if not isinstance(size, str) or not (size.isascii() and size.isdigit()):
-                self._say(syntax_error)
-                return
-            if self.data_size_limit and int(size) > self.data_size_limit:
-                self._say(R.SIZE_EXCEEDS_LIMIT)
-                return
-        options = ext.take_mail_params(
-            values, params.options, dsn=self.enable_DSN, requiretls=self._requiretls_offered()
-        )
-        if isinstance(options, R.Reply):
-            self._say(options)
-            return
-        if values:
-            self._say(R.MAIL_PARAMS_UNRECOGNIZED)
-            return
-        self.envelope.smtp_utf8 = smtputf8 is True
+            options, smtputf8, binarymime = checked
+        else:  # no parameters (the common case): nothing to check
+            options, smtputf8, binarymime = params.options, False, False
+        self.envelope.smtp_utf8 = smtputf8
         # Whether the MAIL hook or the library accepts it, this transaction must use BDAT.
-        binarymime = isinstance(body, str) and body.upper() == "BINARYMIME"
         self._binarymime_envelope = self.envelope if binarymime else None
         status: Any
         if plain and "MAIL" not in self._handle_hooks:
@@ -592,6 +563,49 @@ class SMTP(BuiltinMechanisms, ChunkingMixin, ext.ExtensionsMixin, SessionEngine)
             await self.push(status)
         elif self._emit(status):
             await self._writes.wait()
+
+    def _mail_params(
+        self, params: S.EsmtpParams, syntax_error: R.Reply
+    ) -> tuple[list[str], bool, bool] | None:
+        """MAIL's parameters checked: (hook options, SMTPUTF8, BODY=BINARYMIME), or
+        ``None`` after the reply refusing them."""
+        values = dict(params.values)
+        smtputf8 = values.pop("SMTPUTF8", False)
+        if smtputf8 is not False:
+            if smtputf8 is not True:
+                self._say(R.SMTPUTF8_NO_ARGS)
+                return None
+            if not self.enable_SMTPUTF8:
+                self._say(R.SMTPUTF8_DISABLED)
+                return None
+        body = values.pop("BODY", None)
+        bodies = ("7BIT", "8BITMIME", "BINARYMIME") if self._binarymime_offered() else None
+        if (
+            body is not None
+            and not self._decode_data
+            and (not isinstance(body, str) or body.upper() not in (bodies or ("7BIT", "8BITMIME")))
+        ):
+            self._say(R.BAD_BODY_BINARYMIME if bodies else R.BAD_BODY)
+            return None
+        size = values.pop("SIZE", None)
+        if size is not None:
+            if not isinstance(size, str) or not (size.isascii() and size.isdigit()):
+                self._say(syntax_error)
+                return None
+            if self.data_size_limit and int(size) > self.data_size_limit:
+                self._say(R.SIZE_EXCEEDS_LIMIT)
+                return None
+        options = ext.take_mail_params(
+            values, params.options, dsn=self.enable_DSN, requiretls=self._requiretls_offered()
+        )
+        if isinstance(options, R.Reply):
+            self._say(options)
+            return None
+        if values:
+            self._say(R.MAIL_PARAMS_UNRECOGNIZED)
+            return None
+        binarymime = isinstance(body, str) and body.upper() == "BINARYMIME"
+        return options, smtputf8 is True, binarymime
 
     @syntax("RCPT TO: <address>", extended=" [SP <mail-parameters>]")
     async def smtp_RCPT(self, arg: str | None) -> None:
@@ -609,14 +623,17 @@ class SMTP(BuiltinMechanisms, ChunkingMixin, ext.ExtensionsMixin, SessionEngine)
         if parsed is None:
             return
         address, params = parsed
-        values = dict(params.values)
-        options = ext.take_rcpt_params(values, params.options, dsn=self.enable_DSN)
-        if isinstance(options, R.Reply):
-            self._say(options)
-            return
-        if values:
-            self._say(R.RCPT_PARAMS_UNRECOGNIZED)
-            return
+        options = params.options
+        if options:
+            values = dict(params.values)
+            taken = ext.take_rcpt_params(values, options, dsn=self.enable_DSN)
+            if isinstance(taken, R.Reply):
+                self._say(taken)
+                return
+            if values:
+                self._say(R.RCPT_PARAMS_UNRECOGNIZED)
+                return
+            options = taken
         status: Any
         if plain and "RCPT" not in self._handle_hooks:
             status = MISSING
