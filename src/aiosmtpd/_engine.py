@@ -664,19 +664,26 @@ class SessionEngine(ReplyOutput, asyncio.Protocol, asyncio.BufferedProtocol):
         first: bytes | None = None
         rest: io.BytesIO | None = None
         conn = self._conn
+        # An event the core already holds costs no ``_next_event`` coroutine: that is
+        # awaited only when input or the peer's reading must be waited for. The idle timer
+        # is touched once until then (``_next_event`` touches after each wait): nothing is
+        # awaited between the events of one batch, so no idle time passes between them.
+        touched = False
         while True:
-            # An event the core already holds costs no ``_next_event`` coroutine; it is
-            # awaited only when input or the peer's reading must be waited for.
             event: Event | None
             if self._writes.paused or self._closing:
                 event = await self._next_event()
+                touched = True
             else:
                 polled = conn.next_event()
                 if polled is NEED_DATA or polled is PAUSED:
                     event = await self._next_event()
+                    touched = True
                 else:
-                    self._timer.touch()
                     event = polled
+                    if not touched:
+                        self._timer.touch()
+                        touched = True
             if isinstance(event, DataChunk):
                 if first is None:
                     first = event.data
