@@ -10,6 +10,9 @@ PLAIN/LOGIN in ``auth``; STARTTLS in ``_tls``; deprecation shims in ``_compat``.
 
 Invariants: arguments are parsed only by ``aiosmtpd._core.syntax``; every reply the
 library sends is a named ``Reply``; a failed AUTH and a failing hook always get a reply.
+The commands await ``push``, ``check_helo_needed``, ``check_auth_needed`` and
+``_call_handler_hook`` (absent hooks included) whenever a class overrides any of them;
+otherwise they call the synchronous cores (``_plain_steps``): same replies, same waits.
 EHLO order: 1.4's lines in 1.4's order, with ``250-PIPELINING`` right after
 ``250-SMTPUTF8`` (i.e. after the last line 1.4 always had, before STARTTLS/AUTH), then
 the opt-in extensions (off by default; docs/extensions.rst): ENHANCEDSTATUSCODES, DSN,
