@@ -233,3 +233,27 @@ async def test_the_reply_after_data_while_writes_are_paused_suspends_delivery() 
         server.resume_writing()
         await replying
         assert (await client.reply()).code == 250
+
+
+@pytest.mark.asyncio
+async def test_content_that_keeps_coming_keeps_the_session_alive() -> None:
+    """The content events taken straight from the core still count as progress: a message
+    trickling in for longer than ``timeout`` is received (each line within it)."""
+    handler = Recorder()
+    server = SMTP(handler, hostname="mx.test", timeout=0.2)
+    async with SMTPClient(server) as client:
+        await client.command("EHLO me")
+        await client.send(b"MAIL FROM:<a@x>\r\nRCPT TO:<b@x>\r\nDATA\r\n")
+        assert [r.code for r in await client.replies(3)] == [250, 250, 354]
+        closed = asyncio.ensure_future(client.wait_closed())
+        for number in range(6):
+            before = server._timer._deadline
+            await client.send(b"line %d\r\n" % number)
+            assert server._timer._deadline > before  # the content line touched the timer
+            # Not a sleep-to-wait: pacing, cut short if the session were closed.
+            await asyncio.wait([closed], timeout=0.08)
+            assert not closed.done()
+        await client.send(b".\r\n")
+        assert (await client.reply()).code == 250
+    await closed
+    assert handler.envelopes[0].content == b"".join(b"line %d\r\n" % n for n in range(6))
