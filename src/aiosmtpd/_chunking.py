@@ -24,7 +24,7 @@ from __future__ import annotations
 import io
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any, Final
 
 from ._core import replies as R
@@ -71,15 +71,19 @@ class ChunkingMixin(SessionEngine):
     #: Whether ``smtp_BDAT`` ran for the BDAT command being served.
     _bdat_served = False
 
-    async def _on_command(self, command: Command) -> None:
+    def _on_command(self, command: Command) -> Coroutine[Any, Any, None]:
+        # Not a coroutine itself: every other verb gets the engine's coroutine as is,
+        # without a frame of ours around it (this runs once per command).
         if (
             command.verb != "BDAT"
             or not self.enable_CHUNKING
             # A subclass's own smtp_BDAT reads (or not) its chunk itself.
             or self._smtp_methods.get("BDAT") is not ChunkingMixin.smtp_BDAT
         ):
-            await super()._on_command(command)
-            return
+            return super()._on_command(command)
+        return self._on_bdat_command(command)
+
+    async def _on_bdat_command(self, command: Command) -> None:
         self._bdat_served = False
         await super()._on_command(command)
         if self._bdat_served or self._closing:

@@ -63,16 +63,20 @@ _INLINE_VERBS: dict[type, frozenset[str]] = {}
 _INLINE_HELPERS = (
     "_on_command",
     "push",
+    "_emit",
     "handle_exception",
     "_call_handler_hook",
     "_enter_task",
     "check_helo_needed",
     "check_auth_needed",
+    "_helo_given",
+    "_auth_satisfied",
     "_set_rset_state",
     "_create_envelope",
     "_ehlo",
     "_ehlo_lines",
     "_parse_path_arg",
+    "_mail_params",
     "_say",
     "_send_line",
     "_render",
@@ -129,13 +133,18 @@ def drive(engine: SessionEngine) -> None:
     if engine._driving:
         return  # re-entered from a callback we caused: the outer loop sees the new input
     engine._driving = True
+    # A command is served here when its verb is inline-safe for the class, the handler
+    # has no hook for it (DATA's runs behind _enter_task) and no handle_exception hook.
+    hooks = engine._handle_hooks
+    inline = frozenset() if "exception" in hooks else _inline_verbs(type(engine))
     try:
         while engine._task is None and engine._suspended is None:
             event = engine._ready_event()
             if event is None:
                 break
             if type(event) is Command:
-                if _may_serve_inline(engine, event):
+                verb = event.verb
+                if verb in inline and (verb not in hooks or verb in GATED_HOOK_VERBS):
                     _step(engine, engine._on_command(event), None)
                 else:
                     start_task_for(engine, engine._dispatch(event))
@@ -172,16 +181,6 @@ def abandon(engine: SessionEngine) -> None:
     if coro is not None:
         engine._suspended = None
         coro.close()
-
-
-def _may_serve_inline(engine: SessionEngine, command: Command) -> bool:
-    hooks = engine._handle_hooks
-    verb = command.verb
-    return (
-        verb in _inline_verbs(type(engine))
-        and (verb not in hooks or verb in GATED_HOOK_VERBS)
-        and "exception" not in hooks
-    )
 
 
 def _step(engine: SessionEngine, coro: Coroutine[Any, Any, None], value: None) -> None:

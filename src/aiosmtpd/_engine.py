@@ -646,12 +646,20 @@ class SessionEngine(ReplyOutput, asyncio.Protocol, asyncio.BufferedProtocol):
             self._timer.busy -= 1
 
     async def check_helo_needed(self, helo: str = "HELO") -> bool:
+        return self._helo_given(helo)
+
+    async def check_auth_needed(self, caller: str) -> bool:
+        return self._auth_satisfied(caller)
+
+    # The synchronous cores of the two checks above, which the library's own commands
+    # call directly when the class keeps both coroutines (``smtp._plain_steps``).
+    def _helo_given(self, helo: str = "HELO") -> bool:
         if not self.session.host_name:
             self._say(R.NEED_EHLO if helo == "EHLO" else R.NEED_HELO)
             return False
         return True
 
-    async def check_auth_needed(self, caller: str) -> bool:
+    def _auth_satisfied(self, caller: str) -> bool:
         if self._auth_required and not self.session.authenticated:
             log.info("%r %s refused: not authenticated", self.session.peer, caller)
             self._say(R.AUTH_REQUIRED)
@@ -666,8 +674,31 @@ class SessionEngine(ReplyOutput, asyncio.Protocol, asyncio.BufferedProtocol):
         # twice as with a list of chunks and join().
         first: bytes | None = None
         rest: io.BytesIO | None = None
+        conn = self._conn
+        # ``_next_event`` inlined for the common cases (an event the core already holds,
+        # or input to wait for): no coroutine per event. The idle timer is touched once per
+        # batch: nothing is awaited between the events of one, so no idle time passes.
+        touched = False
         while True:
-            event = await self._next_event()
+            event: Event | None
+            if self._writes.paused or self._closing:
+                event = await self._next_event()
+                touched = True
+            else:
+                polled = conn.next_event()
+                if polled is NEED_DATA:
+                    self._flush()
+                    await self._wait_for_input()
+                    touched = False
+                    continue
+                if polled is PAUSED:
+                    event = await self._next_event()
+                    touched = True
+                else:
+                    event = polled
+                    if not touched:
+                        self._timer.touch()
+                        touched = True
             if isinstance(event, DataChunk):
                 if first is None:
                     first = event.data

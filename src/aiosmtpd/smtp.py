@@ -10,6 +10,9 @@ PLAIN/LOGIN in ``auth``; STARTTLS in ``_tls``; deprecation shims in ``_compat``.
 
 Invariants: arguments are parsed only by ``aiosmtpd._core.syntax``; every reply the
 library sends is a named ``Reply``; a failed AUTH and a failing hook always get a reply.
+The commands await ``push``, ``check_helo_needed``, ``check_auth_needed`` and
+``_call_handler_hook`` (absent hooks included) whenever a class overrides any of them;
+otherwise they call the synchronous cores (``_plain_steps``): same replies, same waits.
 EHLO order: 1.4's lines in 1.4's order, with ``250-PIPELINING`` right after
 ``250-SMTPUTF8`` (i.e. after the last line 1.4 always had, before STARTTLS/AUTH), then
 the opt-in extensions (off by default; docs/extensions.rst): ENHANCEDSTATUSCODES, DSN,
@@ -136,6 +139,24 @@ def _core_config(
         smtputf8=smtputf8,
         rcpt_esmtp_extra=rcpt_esmtp_extra,
     )
+
+
+#: The coroutines every command awaits on its way (public: subclasses may override them,
+#: and 1.4 programs do). A class that keeps all of the library's own has its commands
+#: call their synchronous cores instead: no coroutine frame per step (``_plain_steps``).
+_STEP_COROUTINES = ("push", "check_helo_needed", "check_auth_needed", "_call_handler_hook")
+_LIBRARY_STEPS = {name: getattr(SessionEngine, name) for name in _STEP_COROUTINES}
+_PLAIN_STEPS: dict[type, bool] = {}
+
+
+def _plain_steps(cls: type) -> bool:
+    """Whether ``cls`` keeps the library's ``push``, ``check_helo_needed``,
+    ``check_auth_needed`` and ``_call_handler_hook`` (decided once per class)."""
+    plain = _PLAIN_STEPS.get(cls)
+    if plain is None:
+        plain = all(getattr(cls, name) is step for name, step in _LIBRARY_STEPS.items())
+        _PLAIN_STEPS[cls] = plain
+    return plain
 
 
 class SMTP(BuiltinMechanisms, ChunkingMixin, ext.ExtensionsMixin, SessionEngine):
@@ -324,11 +345,19 @@ class SMTP(BuiltinMechanisms, ChunkingMixin, ext.ExtensionsMixin, SessionEngine)
             return
         self._set_rset_state()
         self.session.extended_smtp = False
-        status = await self._call_handler_hook("HELO", hostname)
+        plain = _plain_steps(type(self))
+        status: Any
+        if plain and "HELO" not in self._handle_hooks:
+            status = MISSING
+        else:
+            status = await self._call_handler_hook("HELO", hostname)
         if status is MISSING:
             self.session.host_name = hostname
             status = self._render(R.HELO_OK, hostname=self.hostname)
-        await self.push(status)
+        if not plain:
+            await self.push(status)
+        elif self._emit(status):
+            await self._writes.wait()
 
     @syntax("EHLO hostname")
     async def smtp_EHLO(self, hostname: str | None) -> None:
@@ -359,8 +388,13 @@ class SMTP(BuiltinMechanisms, ChunkingMixin, ext.ExtensionsMixin, SessionEngine)
             lines = await self._call_handler_hook("EHLO", hostname, lines)
         else:
             self.session.host_name = hostname
+        if not _plain_steps(type(self)):
+            for line in lines:
+                await self.push(line)
+            return
         for line in lines:
-            await self.push(line)
+            if self._emit(line):
+                await self._writes.wait()
 
     def _ehlo_lines(self) -> list[str]:
         """The EHLO keyword lines; PIPELINING follows 1.4's last fixed line (SMTPUTF8)."""
@@ -382,6 +416,10 @@ class SMTP(BuiltinMechanisms, ChunkingMixin, ext.ExtensionsMixin, SessionEngine)
 
     @syntax("NOOP [ignored]")
     async def smtp_NOOP(self, arg: str | None) -> None:
+        if _plain_steps(type(self)) and "NOOP" not in self._handle_hooks:
+            if self._emit(R.OK.line(self.enhanced_status_codes)):
+                await self._writes.wait()
+            return
         status = await self._call_handler_hook("NOOP", arg)
         await self.push(self._render(R.OK) if status is MISSING else status)
 
@@ -389,6 +427,11 @@ class SMTP(BuiltinMechanisms, ChunkingMixin, ext.ExtensionsMixin, SessionEngine)
     async def smtp_QUIT(self, arg: str | None) -> None:
         if arg:
             self._say(R.QUIT_SYNTAX)
+            return
+        if _plain_steps(type(self)) and "QUIT" not in self._handle_hooks:
+            if self._emit(R.BYE.line(self.enhanced_status_codes)):
+                await self._writes.wait()
+            self._close_after_reply()
             return
         status = await self._call_handler_hook("QUIT")
         await self.push(self._render(R.BYE) if status is MISSING else status)
@@ -486,9 +529,11 @@ class SMTP(BuiltinMechanisms, ChunkingMixin, ext.ExtensionsMixin, SessionEngine)
 
     @syntax("MAIL FROM: <address>", extended=" [SP <mail-parameters>]")
     async def smtp_MAIL(self, arg: str | None) -> None:
-        if not await self.check_helo_needed():
-            return
-        if not await self.check_auth_needed("MAIL"):
+        plain = _plain_steps(type(self))
+        if plain:
+            if not self._helo_given() or not self._auth_satisfied("MAIL"):
+                return
+        elif not await self.check_helo_needed() or not await self.check_auth_needed("MAIL"):
             return
         syntax_error = R.MAIL_SYNTAX_ESMTP if self.session.extended_smtp else R.MAIL_SYNTAX
         parsed = self._parse_path_arg(arg, "FROM:", syntax_error)
@@ -498,15 +543,44 @@ class SMTP(BuiltinMechanisms, ChunkingMixin, ext.ExtensionsMixin, SessionEngine)
         if self.envelope.mail_from:
             self._say(R.NESTED_MAIL)
             return
+        if params.options:
+            checked = self._mail_params(params, syntax_error)
+            if checked is None:
+                return
+            options, smtputf8, binarymime = checked
+        else:  # no parameters (the common case): nothing to check
+            options, smtputf8, binarymime = params.options, False, False
+        self.envelope.smtp_utf8 = smtputf8
+        # Whether the MAIL hook or the library accepts it, this transaction must use BDAT.
+        self._binarymime_envelope = self.envelope if binarymime else None
+        status: Any
+        if plain and "MAIL" not in self._handle_hooks:
+            status = MISSING
+        else:
+            status = await self._call_handler_hook("MAIL", address, options)
+        if status is MISSING:
+            self.envelope.mail_from = address
+            self.envelope.mail_options.extend(options)
+            status = R.OK.line(self.enhanced_status_codes)
+        if not plain:
+            await self.push(status)
+        elif self._emit(status):
+            await self._writes.wait()
+
+    def _mail_params(
+        self, params: S.EsmtpParams, syntax_error: R.Reply
+    ) -> tuple[list[str], bool, bool] | None:
+        """MAIL's parameters checked: (hook options, SMTPUTF8, BODY=BINARYMIME), or
+        ``None`` after the reply refusing them."""
         values = dict(params.values)
         smtputf8 = values.pop("SMTPUTF8", False)
         if smtputf8 is not False:
             if smtputf8 is not True:
                 self._say(R.SMTPUTF8_NO_ARGS)
-                return
+                return None
             if not self.enable_SMTPUTF8:
                 self._say(R.SMTPUTF8_DISABLED)
-                return
+                return None
         body = values.pop("BODY", None)
         bodies = ("7BIT", "8BITMIME", "BINARYMIME") if self._binarymime_offered() else None
         if (
@@ -515,40 +589,34 @@ class SMTP(BuiltinMechanisms, ChunkingMixin, ext.ExtensionsMixin, SessionEngine)
             and (not isinstance(body, str) or body.upper() not in (bodies or ("7BIT", "8BITMIME")))
         ):
             self._say(R.BAD_BODY_BINARYMIME if bodies else R.BAD_BODY)
-            return
+            return None
         size = values.pop("SIZE", None)
         if size is not None:
             if not isinstance(size, str) or not (size.isascii() and size.isdigit()):
                 self._say(syntax_error)
-                return
+                return None
             if self.data_size_limit and int(size) > self.data_size_limit:
                 self._say(R.SIZE_EXCEEDS_LIMIT)
-                return
+                return None
         options = ext.take_mail_params(
             values, params.options, dsn=self.enable_DSN, requiretls=self._requiretls_offered()
         )
         if isinstance(options, R.Reply):
             self._say(options)
-            return
+            return None
         if values:
             self._say(R.MAIL_PARAMS_UNRECOGNIZED)
-            return
-        self.envelope.smtp_utf8 = smtputf8 is True
-        # Whether the MAIL hook or the library accepts it, this transaction must use BDAT.
+            return None
         binarymime = isinstance(body, str) and body.upper() == "BINARYMIME"
-        self._binarymime_envelope = self.envelope if binarymime else None
-        status = await self._call_handler_hook("MAIL", address, options)
-        if status is MISSING:
-            self.envelope.mail_from = address
-            self.envelope.mail_options.extend(options)
-            status = R.OK.line(self.enhanced_status_codes)
-        await self.push(status)
+        return options, smtputf8 is True, binarymime
 
     @syntax("RCPT TO: <address>", extended=" [SP <mail-parameters>]")
     async def smtp_RCPT(self, arg: str | None) -> None:
-        if not await self.check_helo_needed():
-            return
-        if not await self.check_auth_needed("RCPT"):
+        plain = _plain_steps(type(self))
+        if plain:
+            if not self._helo_given() or not self._auth_satisfied("RCPT"):
+                return
+        elif not await self.check_helo_needed() or not await self.check_auth_needed("RCPT"):
             return
         if not self.envelope.mail_from:
             self._say(R.NEED_MAIL)
@@ -558,20 +626,30 @@ class SMTP(BuiltinMechanisms, ChunkingMixin, ext.ExtensionsMixin, SessionEngine)
         if parsed is None:
             return
         address, params = parsed
-        values = dict(params.values)
-        options = ext.take_rcpt_params(values, params.options, dsn=self.enable_DSN)
-        if isinstance(options, R.Reply):
-            self._say(options)
-            return
-        if values:
-            self._say(R.RCPT_PARAMS_UNRECOGNIZED)
-            return
-        status = await self._call_handler_hook("RCPT", address, options)
+        options = params.options
+        if options:
+            values = dict(params.values)
+            taken = ext.take_rcpt_params(values, options, dsn=self.enable_DSN)
+            if isinstance(taken, R.Reply):
+                self._say(taken)
+                return
+            if values:
+                self._say(R.RCPT_PARAMS_UNRECOGNIZED)
+                return
+            options = taken
+        status: Any
+        if plain and "RCPT" not in self._handle_hooks:
+            status = MISSING
+        else:
+            status = await self._call_handler_hook("RCPT", address, options)
         if status is MISSING:
             self.envelope.rcpt_tos.append(address)
             self.envelope.rcpt_options.extend(options)
             status = R.OK.line(self.enhanced_status_codes)
-        await self.push(status)
+        if not plain:
+            await self.push(status)
+        elif self._emit(status):
+            await self._writes.wait()
 
     @syntax("RSET")
     async def smtp_RSET(self, arg: str | None) -> None:
@@ -582,14 +660,19 @@ class SMTP(BuiltinMechanisms, ChunkingMixin, ext.ExtensionsMixin, SessionEngine)
         if hasattr(self, "rset_hook"):
             compat.warn_deprecated(compat.RSET_HOOK)
             await self.rset_hook()
+        elif _plain_steps(type(self)) and "RSET" not in self._handle_hooks:
+            if self._emit(R.OK.line(self.enhanced_status_codes)):
+                await self._writes.wait()
+            return
         status = await self._call_handler_hook("RSET")
         await self.push(self._render(R.OK) if status is MISSING else status)
 
     @syntax("DATA")
     async def smtp_DATA(self, arg: str | None) -> None:
-        if not await self.check_helo_needed():
-            return
-        if not await self.check_auth_needed("DATA"):
+        if _plain_steps(type(self)):
+            if not self._helo_given() or not self._auth_satisfied("DATA"):
+                return
+        elif not await self.check_helo_needed() or not await self.check_auth_needed("DATA"):
             return
         if not self.envelope.rcpt_tos:
             self._say(R.NEED_RCPT)
@@ -664,7 +747,10 @@ class SMTP(BuiltinMechanisms, ChunkingMixin, ext.ExtensionsMixin, SessionEngine)
 
     async def _push_data_replies(self, status: Any, envelope: Envelope) -> None:
         """SMTP sends one reply after DATA; LMTP overrides this (one per recipient)."""
-        await self.push(status)
+        if not _plain_steps(type(self)):
+            await self.push(status)
+        elif self._emit(status):
+            await self._writes.wait()
 
 
 #: Shared by every connection without per-verb limits (never mutated).
