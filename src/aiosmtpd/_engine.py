@@ -24,7 +24,6 @@ Must not know: what each command means (``aiosmtpd.smtp``), AUTH mechanisms.
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -40,8 +39,6 @@ from ._core.events import (
     AuthLine,
     Command,
     ConnectionClosed,
-    DataChunk,
-    EndOfData,
     Event,
     Rejected,
 )
@@ -665,60 +662,6 @@ class SessionEngine(ReplyOutput, asyncio.Protocol, asyncio.BufferedProtocol):
             self._say(R.AUTH_REQUIRED)
             return False
         return True
-
-    async def _read_message(self) -> EndOfData | tuple[bytes, EndOfData]:
-        """Collect DATA content; the EndOfData alone if it carries an error."""
-        # The first chunk is kept as is (most messages are one chunk: no copy at all);
-        # later ones are appended to a BytesIO whose getvalue() hands its own buffer out
-        # (trimmed in place) instead of copying it, so a big message exists once, not
-        # twice as with a list of chunks and join().
-        first: bytes | None = None
-        rest: io.BytesIO | None = None
-        conn = self._conn
-        # ``_next_event`` inlined for the common cases (an event the core already holds,
-        # or input to wait for): no coroutine per event. The idle timer is touched once per
-        # batch: nothing is awaited between the events of one, so no idle time passes.
-        touched = False
-        while True:
-            event: Event | None
-            if self._writes.paused or self._closing:
-                event = await self._next_event()
-                touched = True
-            else:
-                polled = conn.next_event()
-                if polled is NEED_DATA:
-                    self._flush()
-                    await self._wait_for_input()
-                    touched = False
-                    continue
-                if polled is PAUSED:
-                    event = await self._next_event()
-                    touched = True
-                else:
-                    event = polled
-                    if not touched:
-                        self._timer.touch()
-                        touched = True
-            if isinstance(event, DataChunk):
-                if first is None:
-                    first = event.data
-                else:
-                    if rest is None:
-                        rest = io.BytesIO()
-                        rest.write(first)
-                        first = b""
-                    rest.write(event.data)
-                del event
-            elif isinstance(event, EndOfData):
-                if event.error is not None:
-                    return event
-                if rest is not None:
-                    return rest.getvalue(), event
-                return (first if first is not None else b""), event
-            elif event is None or isinstance(event, ConnectionClosed):
-                raise _ConnectionGone
-            else:
-                log.error("%r unexpected event in DATA: %r", self.session.peer, event)
 
     async def _next_auth_line(self) -> bytes | _Missing:
         """The client's answer to a 334 challenge; MISSING (after a reply) if refused."""

@@ -53,6 +53,7 @@ from ._session import (
     syntax,
 )
 from ._tls import TLS_HANDSHAKE_TIMEOUT, TLSSetupException, upgrade
+from ._transaction import TransactionMixin
 from .auth import (
     VALID_AUTHMECH,
     AuthMechanismType,
@@ -159,7 +160,7 @@ def _plain_steps(cls: type) -> bool:
     return plain
 
 
-class SMTP(BuiltinMechanisms, ChunkingMixin, ext.ExtensionsMixin, SessionEngine):
+class SMTP(BuiltinMechanisms, ChunkingMixin, TransactionMixin, SessionEngine):
     """An SMTP server protocol (RFC 5321), aiosmtpd 1.4 compatible."""
 
     command_size_limit = 512
@@ -502,31 +503,6 @@ class SMTP(BuiltinMechanisms, ChunkingMixin, ext.ExtensionsMixin, SessionEngine)
         status = await self._call_handler_hook("VRFY", parsed[0])
         await self.push(self._render(R.VRFY_CANNOT) if status is MISSING else status)
 
-    def _parse_path_arg(
-        self, arg: str | None, keyword: str, syntax_error: R.Reply
-    ) -> tuple[str, S.EsmtpParams] | None:
-        """Parse ``FROM:<addr> params`` / ``TO:<addr> params``, replying on failure."""
-        parsed = S.parse_path_argument(arg or "", keyword)
-        if parsed is S.PathError.SYNTAX:
-            self._say(syntax_error)
-            return None
-        if parsed is S.PathError.MALFORMED:
-            self._say(R.MALFORMED_ADDRESS)
-            return None
-        address, param_text = parsed
-        if (
-            self.local_part_limit
-            and address != "<>"
-            and len(S.local_part(address)) > self.local_part_limit
-        ):
-            self._say(R.MALFORMED_ADDRESS)
-            return None
-        params = S.parse_esmtp_params(param_text)
-        if params is None or (params.options and not self.session.extended_smtp):
-            self._say(syntax_error)
-            return None
-        return address, params
-
     @syntax("MAIL FROM: <address>", extended=" [SP <mail-parameters>]")
     async def smtp_MAIL(self, arg: str | None) -> None:
         plain = _plain_steps(type(self))
@@ -566,49 +542,6 @@ class SMTP(BuiltinMechanisms, ChunkingMixin, ext.ExtensionsMixin, SessionEngine)
             await self.push(status)
         elif self._emit(status):
             await self._writes.wait()
-
-    def _mail_params(
-        self, params: S.EsmtpParams, syntax_error: R.Reply
-    ) -> tuple[list[str], bool, bool] | None:
-        """MAIL's parameters checked: (hook options, SMTPUTF8, BODY=BINARYMIME), or
-        ``None`` after the reply refusing them."""
-        values = dict(params.values)
-        smtputf8 = values.pop("SMTPUTF8", False)
-        if smtputf8 is not False:
-            if smtputf8 is not True:
-                self._say(R.SMTPUTF8_NO_ARGS)
-                return None
-            if not self.enable_SMTPUTF8:
-                self._say(R.SMTPUTF8_DISABLED)
-                return None
-        body = values.pop("BODY", None)
-        bodies = ("7BIT", "8BITMIME", "BINARYMIME") if self._binarymime_offered() else None
-        if (
-            body is not None
-            and not self._decode_data
-            and (not isinstance(body, str) or body.upper() not in (bodies or ("7BIT", "8BITMIME")))
-        ):
-            self._say(R.BAD_BODY_BINARYMIME if bodies else R.BAD_BODY)
-            return None
-        size = values.pop("SIZE", None)
-        if size is not None:
-            if not isinstance(size, str) or not (size.isascii() and size.isdigit()):
-                self._say(syntax_error)
-                return None
-            if self.data_size_limit and int(size) > self.data_size_limit:
-                self._say(R.SIZE_EXCEEDS_LIMIT)
-                return None
-        options = ext.take_mail_params(
-            values, params.options, dsn=self.enable_DSN, requiretls=self._requiretls_offered()
-        )
-        if isinstance(options, R.Reply):
-            self._say(options)
-            return None
-        if values:
-            self._say(R.MAIL_PARAMS_UNRECOGNIZED)
-            return None
-        binarymime = isinstance(body, str) and body.upper() == "BINARYMIME"
-        return options, smtputf8 is True, binarymime
 
     @syntax("RCPT TO: <address>", extended=" [SP <mail-parameters>]")
     async def smtp_RCPT(self, arg: str | None) -> None:
