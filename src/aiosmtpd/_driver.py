@@ -156,6 +156,10 @@ def drive(engine: SessionEngine) -> None:
                 engine._closing = True
             else:
                 log.error("%r unexpected core event %r", engine.session.peer, event)
+    except Exception:
+        # As a session task would: log and end this session, never the caller's callback.
+        log.exception("%r SMTP session exception", engine.session.peer)
+        engine._closing = True
     finally:
         engine._driving = False
     if engine._closing and engine._task is None and engine._suspended is None:

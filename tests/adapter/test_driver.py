@@ -288,3 +288,24 @@ async def test_cancelling_handler_coroutine_ends_the_session() -> None:
         assert server._suspended is None
         assert server._task is None
     assert client.protocol is server
+
+
+@pytest.mark.asyncio
+async def test_an_internal_error_while_driving_ends_only_that_session(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Broken(SMTP):
+        broken = False
+
+        def _ready_event(self) -> Any:
+            if self.broken:
+                raise RuntimeError("broken")
+            return super()._ready_event()
+
+    server = Broken(Recorder(), hostname="mx.test")
+    async with SMTPClient(server) as client:
+        await client.command("HELO me")
+        server.broken = True
+        server.data_received(b"NOOP\r\n")  # must not raise into the transport's callback
+        await client.wait_closed()
+    assert "SMTP session exception" in caplog.text
