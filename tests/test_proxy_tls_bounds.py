@@ -5,8 +5,10 @@ socket read) held by the server; the rest stays in the kernel and the client."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -19,6 +21,39 @@ HEADER = b"PROXY TCP4 192.0.2.7 127.0.0.1 40123 465\r\n"
 #: Far more than the server may hold; what a socket read can add past the mark.
 FLOOD = 8 * READ_HIGH_WATER
 ONE_READ = 256 * 1024
+
+
+@contextlib.asynccontextmanager
+async def serving(
+    cls: type[SMTP], handler: Any, server_context: ssl.SSLContext, **kwargs: Any
+) -> AsyncIterator[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
+    """A PROXY-then-TLS server of ``cls`` on port 0 and one client connection to it; on
+    exit the client is aborted and every session has ended."""
+    protocols: list[SMTP] = []
+
+    def factory() -> SMTP:
+        protocol = cls(
+            handler,
+            hostname="mx.test",
+            proxy_protocol_timeout=10,
+            proxy_tls_context=server_context,
+            **kwargs,
+        )
+        protocols.append(protocol)
+        return protocol
+
+    server = await asyncio.get_running_loop().create_server(factory, "127.0.0.1", 0)
+    try:
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            yield reader, writer
+        finally:
+            writer.transport.abort()
+        await asyncio.wait([p._handler_coroutine for p in protocols])  # type: ignore[misc]
+    finally:
+        server.close()
+        await server.wait_closed()
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +78,6 @@ async def test_flood_behind_a_deciding_proxy_hook_is_bounded(
     paused = asyncio.Event()
     verdict: asyncio.Future[bool] = loop.create_future()
     peak = 0
-    protocols: list[SMTP] = []
 
     class Handler:
         async def handle_PROXY(self, server: Any, session: Any, envelope: Any, data: Any) -> bool:
@@ -59,43 +93,23 @@ async def test_flood_behind_a_deciding_proxy_hook_is_bounded(
             if self._reading_paused:
                 paused.set()
 
-    def factory() -> SMTP:
-        protocol = Watched(
-            Handler(),
-            hostname="mx.test",
-            proxy_protocol_timeout=10,
-            proxy_tls_context=server_context,
-        )
-        protocols.append(protocol)
-        return protocol
-
-    server = await loop.create_server(factory, "127.0.0.1", 0)
-    try:
-        port = server.sockets[0].getsockname()[1]
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        try:
-            writer.write(HEADER)
-            async with asyncio.timeout(10):  # safety nets: fail rather than hang
-                await deciding.wait()
-                writer.write(b"\x16" * FLOOD)  # not drained: the server stops reading
-                await paused.wait()
-            assert READ_HIGH_WATER < peak <= READ_HIGH_WATER + ONE_READ
-            # The hook accepts; the "handshake" is junk, so TLS fails and the server
-            # closes, without a reply and without an error from the early-byte replay.
-            # (Closing with unread input makes the kernel send a reset, not a FIN.)
-            verdict.set_result(True)
-            async with asyncio.timeout(10):
-                try:
-                    received = await reader.read()
-                except ConnectionResetError:
-                    received = b""
-            assert received == b""
-        finally:
-            writer.transport.abort()
-        await asyncio.wait([p._handler_coroutine for p in protocols])  # type: ignore[misc]
-    finally:
-        server.close()
-        await server.wait_closed()
+    async with serving(Watched, Handler(), server_context) as (reader, writer):
+        writer.write(HEADER)
+        async with asyncio.timeout(10):  # safety nets: fail rather than hang
+            await deciding.wait()
+            writer.write(b"\x16" * FLOOD)  # not drained: the server stops reading
+            await paused.wait()
+        assert READ_HIGH_WATER < peak <= READ_HIGH_WATER + ONE_READ
+        # The hook accepts; the "handshake" is junk, so TLS fails and the server
+        # closes, without a reply and without an error from the early-byte replay.
+        # (Closing with unread input makes the kernel send a reset, not a FIN.)
+        verdict.set_result(True)
+        async with asyncio.timeout(10):
+            try:
+                received = await reader.read()
+            except ConnectionResetError:
+                received = b""
+        assert received == b""
     assert peak <= READ_HIGH_WATER + ONE_READ
     assert "TLS handshake after PROXY header failed" in caplog.text
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
@@ -109,7 +123,6 @@ async def test_pause_taken_while_the_hook_decides_does_not_outlive_the_handshake
     ``start_tls()``; the engine must know it, or it would never pause the TLS transport
     when a pipelining client runs ahead of slow hooks."""
     server_context, client_context = contexts
-    loop = asyncio.get_running_loop()
     after_header: list[tuple[bool, bool]] = []
 
     class Handler:
@@ -125,33 +138,11 @@ async def test_pause_taken_while_the_hook_decides_does_not_outlive_the_handshake
             after_header.append((self._reading_paused, self._original_transport.is_reading()))
             return accepted
 
-    protocols: list[SMTP] = []
-
-    def factory() -> SMTP:
-        protocol = Watched(
-            Handler(),
-            hostname="mx.test",
-            proxy_protocol_timeout=10,
-            proxy_tls_context=server_context,
-        )
-        protocols.append(protocol)
-        return protocol
-
-    server = await loop.create_server(factory, "127.0.0.1", 0)
-    try:
-        port = server.sockets[0].getsockname()[1]
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        try:
-            writer.write(HEADER)
-            async with asyncio.timeout(10):
-                await writer.start_tls(client_context, server_hostname="127.0.0.1")
-                assert (await reader.readline()).startswith(b"220 ")
-        finally:
-            writer.transport.abort()
-        await asyncio.wait([p._handler_coroutine for p in protocols])  # type: ignore[misc]
-    finally:
-        server.close()
-        await server.wait_closed()
+    async with serving(Watched, Handler(), server_context) as (reader, writer):
+        writer.write(HEADER)
+        async with asyncio.timeout(10):
+            await writer.start_tls(client_context, server_hostname="127.0.0.1")
+            assert (await reader.readline()).startswith(b"220 ")
     assert after_header == [(False, True)]
 
 
@@ -163,37 +154,16 @@ async def test_tls_handshake_timeout_applies_after_the_proxy_header(
     documented), not only STARTTLS's: a client that sends the header and then nothing is
     dropped after it, not after the 60-second default."""
     server_context, _ = contexts
-    loop = asyncio.get_running_loop()
-    protocols: list[SMTP] = []
 
     class Handler:
         async def handle_PROXY(self, server: Any, session: Any, envelope: Any, data: Any) -> bool:
             return True
 
-    def factory() -> SMTP:
-        protocol = SMTP(
-            Handler(),
-            hostname="mx.test",
-            proxy_protocol_timeout=10,
-            proxy_tls_context=server_context,
-            tls_handshake_timeout=0.2,
-        )
-        protocols.append(protocol)
-        return protocol
-
-    server = await loop.create_server(factory, "127.0.0.1", 0)
-    try:
-        port = server.sockets[0].getsockname()[1]
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        try:
-            writer.write(HEADER)
-            async with asyncio.timeout(10):  # far below the 60 s default
-                assert await reader.read() == b""
-        finally:
-            writer.close()
-            await writer.wait_closed()
-        await asyncio.wait([p._handler_coroutine for p in protocols])  # type: ignore[misc]
-    finally:
-        server.close()
-        await server.wait_closed()
+    async with serving(SMTP, Handler(), server_context, tls_handshake_timeout=0.2) as (
+        reader,
+        writer,
+    ):
+        writer.write(HEADER)
+        async with asyncio.timeout(10):  # far below the 60 s default
+            assert await reader.read() == b""
     assert "TLS handshake after PROXY header failed" in caplog.text
