@@ -41,6 +41,7 @@ from ._core.events import (
     ConnectionClosed,
     Event,
     Rejected,
+    Sentinel,
 )
 from ._driver import ENTER_TASK, WAIT_FOR_INPUT, abandon, drive, resume, start_task_for
 from ._flow import IdleTimer, WriteGate, receive_buffer
@@ -394,39 +395,43 @@ class SessionEngine(ReplyOutput, asyncio.Protocol, asyncio.BufferedProtocol):
         finally:
             self._input_waiter = None
 
+    def _poll(self) -> Event | Sentinel:
+        """The core's next event (or ``NEED_DATA``/``PAUSED``); activity restarts the timer."""
+        conn = self._conn
+        while True:
+            event = conn.next_event()
+            if event is PAUSED and conn.mode is Mode.COMMAND:
+                # The last command got no final reply line (a hook returned only "250-"
+                # lines, say): the client would wait forever. Answer for it.
+                log.error("%r command left without a final reply", self.session.peer)
+                self._say(R.LOCAL_ERROR)
+                continue
+            if event is not NEED_DATA and event is not PAUSED:
+                self._timer.touch()
+            return event
+
     def _ready_event(self) -> Event | None:
         """The next event between commands, or ``None``: nothing to serve now.
 
         ``None`` when the core needs input (replies are flushed first), while writes are
         paused (``resume_writing`` drives again), and once the connection is closing.
         """
-        conn = self._conn
-        while True:
-            if self._closing:
-                return None
-            if self._shutdown_requested:
-                self._close_with(R.SHUTTING_DOWN)
-                return None
-            if self._writes.paused:
-                self._flush()
-                return None
-            event = conn.next_event()
-            if event is NEED_DATA:
-                self._flush()
-                if self._reading_paused and not self._lost:
-                    self._reading_paused = False
-                    self._active_transport.resume_reading()
-                return None
-            if event is PAUSED:
-                if conn.mode is Mode.COMMAND:
-                    # The last command got no final reply line (a hook returned only
-                    # "250-" lines, say): the client would wait forever. Answer for it.
-                    log.error("%r command left without a final reply", self.session.peer)
-                    self._say(R.LOCAL_ERROR)
-                    continue
-                return None
-            self._timer.touch()
-            return event
+        if self._closing:
+            return None
+        if self._shutdown_requested:
+            self._close_with(R.SHUTTING_DOWN)
+            return None
+        if self._writes.paused:
+            self._flush()
+            return None
+        event = self._poll()
+        if event is NEED_DATA:
+            self._flush()
+            if self._reading_paused and not self._lost:
+                self._reading_paused = False
+                self._active_transport.resume_reading()
+            return None
+        return None if event is PAUSED else event
 
     async def _next_event(self) -> Event | None:
         """The next core event inside a command (DATA content, an AUTH line, a chunk),
@@ -434,27 +439,18 @@ class SessionEngine(ReplyOutput, asyncio.Protocol, asyncio.BufferedProtocol):
 
         ``None`` means the connection is over (closed by either side).
         """
-        assert self._conn is not None
         while True:
             if self._writes.paused:
                 self._flush()
                 await self._writes.wait()
             if self._closing:
                 return None
-            event = self._conn.next_event()
+            event = self._poll()
             if event is NEED_DATA:
                 self._flush()
                 await self._wait_for_input()
                 continue
-            if event is PAUSED:
-                if self._conn.mode is Mode.COMMAND:
-                    log.error("%r command left without a final reply", self.session.peer)
-                    self._say(R.LOCAL_ERROR)
-                    continue
-                return None
-            assert self._timer is not None
-            self._timer.touch()
-            return event
+            return None if event is PAUSED else event
 
     def _admit_connection(self) -> bool:
         """Take a slot of the connection caps, or answer 421 4.7.0 and close."""
