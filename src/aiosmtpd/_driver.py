@@ -189,6 +189,7 @@ def abandon(engine: SessionEngine) -> None:
 
 def _step(engine: SessionEngine, coro: Coroutine[Any, Any, None], value: None) -> None:
     """Run ``coro`` until it finishes or suspends; park it or move it into the task."""
+    engine._stepping = True
     try:
         yielded = coro.send(value)
     except StopIteration:
@@ -200,6 +201,8 @@ def _step(engine: SessionEngine, coro: Coroutine[Any, Any, None], value: None) -
         log.exception("%r SMTP session exception", engine.session.peer)
         engine._closing = True
         return
+    finally:
+        engine._stepping = False
     if yielded is WAIT_FOR_INPUT:
         engine._suspended = coro
         return
@@ -226,6 +229,13 @@ async def _session_task(engine: SessionEngine, work: Coroutine[Any, Any, Any]) -
     except Exception:
         log.exception("%r SMTP session exception", engine.session.peer)
         engine._closing = True
+    except BaseException:
+        # Cancelled (or a hook let CancelledError out): the session ends with its task,
+        # as 1.4's did; a client must never be left waiting for a reply.
+        engine._closing = True
+        engine._task = None
+        engine._end_connection()
+        raise
     finally:
         engine._task = None
     if engine._shutdown_requested and not engine._closing:

@@ -98,6 +98,7 @@ class SessionEngine(ReplyOutput, asyncio.Protocol, asyncio.BufferedProtocol):
         "_proxy_timer",
         "_reading_paused",
         "_shutdown_requested",
+        "_stepping",
         "_suspended",
         "_task",
         "_timer",
@@ -145,6 +146,9 @@ class SessionEngine(ReplyOutput, asyncio.Protocol, asyncio.BufferedProtocol):
         #: A library command waiting for input without a task (``_driver.resume``).
         self._suspended: Coroutine[Any, Any, None] | None = None
         self._driving = False
+        #: ``_driver._step`` is running a command outside any task: only then may a
+        #: library coroutine yield the driver's markers (anywhere else it awaits futures).
+        self._stepping = False
         #: Resolved when the session is over (``_handler_coroutine``); made on demand.
         self._ended: asyncio.Future[None] | None = None
         self.session: Session = None  # type: ignore[assignment]
@@ -372,20 +376,16 @@ class SessionEngine(ReplyOutput, asyncio.Protocol, asyncio.BufferedProtocol):
     def _session_over(self) -> bool:
         return self._closing and self._task is None and self._suspended is None
 
-    def _in_own_task(self) -> bool:
-        task = self._task
-        return task is not None and asyncio.current_task() is task
-
     async def _enter_task(self) -> None:
         """Continue inside the session task (before user code runs; see ``_driver``)."""
-        if not self._in_own_task():
+        if self._stepping:
             await ENTER_TASK
 
     async def _wait_for_input(self) -> None:
         if self._reading_paused and not self._lost:
             self._reading_paused = False
             self._active_transport.resume_reading()
-        if not self._in_own_task():
+        if self._stepping:
             await WAIT_FOR_INPUT  # task-less: _driver.resume continues us
             return
         waiter = asyncio.get_running_loop().create_future()
@@ -629,7 +629,7 @@ class SessionEngine(ReplyOutput, asyncio.Protocol, asyncio.BufferedProtocol):
         hook = self._handle_hooks.get(command)
         if hook is None:
             return MISSING
-        if not self._in_own_task():
+        if self._stepping:
             await ENTER_TASK  # user code runs in the session task (see _driver)
         assert self._timer is not None
         self._timer.busy += 1

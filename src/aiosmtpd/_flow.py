@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -59,10 +60,14 @@ class IdleClock:
 
     BUCKETS_PER_TIMEOUT = 8
 
-    __slots__ = ("_buckets", "_handle", "_loop", "_width", "timeout")
+    __slots__ = ("__weakref__", "_buckets", "_handle", "_loop", "_width", "timeout")
 
-    #: Clocks by (loop, timeout); a clock is dropped when it has no timers left.
-    _clocks: dict[tuple[int, float], IdleClock] = {}
+    #: Clocks by loop and timeout. Neither the loop nor the clock is kept alive by this:
+    #: a clock lives while its timers or its scheduled handle refer to it, and a loop that
+    #: ended with connections still open is collected with them.
+    _clocks: weakref.WeakKeyDictionary[
+        asyncio.AbstractEventLoop, weakref.WeakValueDictionary[float, IdleClock]
+    ] = weakref.WeakKeyDictionary()
 
     def __init__(self, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
         self._loop = loop
@@ -73,10 +78,12 @@ class IdleClock:
 
     @classmethod
     def of(cls, loop: asyncio.AbstractEventLoop, timeout: float) -> IdleClock:
-        key = (id(loop), timeout)
-        clock = cls._clocks.get(key)
-        if clock is None or clock._loop is not loop:
-            clock = cls._clocks[key] = cls(loop, timeout)
+        clocks = cls._clocks.get(loop)
+        if clocks is None:
+            clocks = cls._clocks[loop] = weakref.WeakValueDictionary()
+        clock = clocks.get(timeout)
+        if clock is None:
+            clock = clocks[timeout] = cls(loop, timeout)
         return clock
 
     def now(self) -> float:
@@ -99,12 +106,9 @@ class IdleClock:
             bucket.discard(timer)
             if not bucket:
                 del self._buckets[slot]
-        if not self._buckets:
-            if self._handle is not None:
-                self._handle.cancel()
-                self._handle = None
-            if IdleClock._clocks.get((id(self._loop), self.timeout)) is self:
-                del IdleClock._clocks[(id(self._loop), self.timeout)]
+        if not self._buckets and self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
 
     def _schedule(self, slot: int) -> None:
         if self._handle is not None:
@@ -125,8 +129,6 @@ class IdleClock:
                     )
         if self._buckets:
             self._schedule(min(self._buckets))
-        elif IdleClock._clocks.get((id(self._loop), self.timeout)) is self:
-            del IdleClock._clocks[(id(self._loop), self.timeout)]
 
 
 class IdleTimer:

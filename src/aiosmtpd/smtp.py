@@ -671,11 +671,16 @@ class SMTP(BuiltinMechanisms, ChunkingMixin, TransactionMixin, SessionEngine):
         compat.warn_deprecated(compat.PROCESS_MESSAGE)
         await self._enter_task()
         envelope = self.envelope
-        result = process_message(
-            self.session.peer, envelope.mail_from, envelope.rcpt_tos, envelope.content
-        )
-        if inspect.isawaitable(result):
-            result = await result
+        # Like a hook: the server is working, the client is not idle (no 421 mid-delivery).
+        self._timer.busy += 1
+        try:
+            result = process_message(
+                self.session.peer, envelope.mail_from, envelope.rcpt_tos, envelope.content
+            )
+            if inspect.isawaitable(result):
+                result = await result
+        finally:
+            self._timer.busy -= 1
         return self._render(R.OK) if result is None else result
 
     async def _push_data_replies(self, status: Any, envelope: Envelope) -> None:

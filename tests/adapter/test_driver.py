@@ -309,3 +309,72 @@ async def test_an_internal_error_while_driving_ends_only_that_session(
         server.data_received(b"NOOP\r\n")  # must not raise into the transport's callback
         await client.wait_closed()
     assert "SMTP session exception" in caplog.text
+
+
+@pytest.mark.asyncio
+async def test_a_hook_raising_cancelled_error_ends_the_session_without_a_250() -> None:
+    class Cancelling(Recorder):
+        async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+            cancelled = asyncio.get_running_loop().create_future()
+            cancelled.cancel()
+            await cancelled  # something this hook depended on was cancelled
+            return "250 never"
+
+    server = SMTP(Cancelling(), hostname="mx.test")
+    async with SMTPClient(server) as client:
+        await client.command("EHLO me")
+        await client.send(MESSAGE)
+        assert [r.code for r in await client.replies(3)] == [250, 250, 354]
+        await client.wait_closed()
+        # The client must never read a later reply as the answer to its message.
+        assert b"250 never" not in client.transport.output
+        assert client.pending() == b""
+    await asyncio.wait_for(server._handler_coroutine, 5)
+
+
+@pytest.mark.asyncio
+async def test_library_commands_run_in_a_task_of_their_own() -> None:
+    """1.4 subclasses may run super()'s command under wait_for() (a task of its own on
+    Python 3.11), create_task() or gather(): it waits for input and calls hooks there."""
+
+    class Wrapping(SMTP):
+        async def smtp_DATA(self, arg: str | None) -> None:
+            await asyncio.wait_for(asyncio.ensure_future(super().smtp_DATA(arg)), 30)
+
+        async def smtp_NOOP(self, arg: str | None) -> None:
+            await asyncio.create_task(super().smtp_NOOP(arg))
+
+    handler = Recorder()
+    server = Wrapping(handler, hostname="mx.test")
+    async with SMTPClient(server) as client:
+        await client.command("EHLO me")
+        await client.send(TRANSACTION + b"DATA\r\n")
+        assert [r.code for r in await client.replies(3)] == [250, 250, 354]
+        await client.send(b"hello\r\n.\r\n")
+        assert (await client.reply()).code == 250
+        assert (await client.command("NOOP")).code == 250
+    assert [e.content for e in handler.envelopes] == [b"hello\r\n"]
+
+
+@pytest.mark.asyncio
+async def test_a_slow_process_message_is_not_an_idle_client() -> None:
+    release = asyncio.get_running_loop().create_future()
+
+    class Slow:
+        async def process_message(self, peer: Any, sender: str, rcpt_tos: Any, data: Any) -> None:
+            await release
+
+    server = SMTP(Slow(), hostname="mx.test", timeout=0.1)
+    async with SMTPClient(server) as client:
+        await client.command("EHLO me")
+        await client.send(TRANSACTION + b"DATA\r\n")
+        await client.replies(3)
+        with pytest.warns(DeprecationWarning, match="process_message"):
+            await client.send(b"hello\r\n.\r\n")
+        closed = asyncio.ensure_future(client.wait_closed())
+        # Pacing, not a wait for an event: three timeouts pass while delivery runs.
+        await asyncio.wait([closed], timeout=0.3)
+        assert not closed.done()
+        release.set_result(None)
+        assert (await client.reply()).code == 250
+    await closed

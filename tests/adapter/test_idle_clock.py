@@ -72,7 +72,8 @@ def test_many_connections_share_one_handle() -> None:
     for timer, _ in timers:
         timer.cancel()
     assert loop.pending() == []
-    assert not [k for k in IdleClock._clocks if k[0] == id(loop)]
+    clocks = IdleClock._clocks.get(loop)  # type: ignore[call-overload]
+    assert not clocks or not any(clock._buckets for clock in clocks.values())
 
 
 @pytest.mark.parametrize("idle", [79.0, 80.0])
@@ -123,3 +124,19 @@ def test_no_timeout_means_no_clock() -> None:
         timer.touch()
         timer.cancel()
     assert loop.handles == []
+
+
+def test_a_loop_that_ends_with_open_connections_is_not_kept_alive() -> None:
+    import asyncio
+    import gc
+    import weakref
+
+    loop = asyncio.SelectorEventLoop()
+    timer = IdleTimer(loop, 300.0, Owner())
+    timer.touch()  # a connection the test never closed
+    ended = weakref.ref(loop)
+    loop.set_debug(False)  # a debug loop logs "Close <loop>": the log record would keep it
+    loop.close()
+    del loop, timer
+    gc.collect()
+    assert ended() is None
