@@ -20,7 +20,7 @@ from aiosmtpd.testing.transport import MemoryTransport, SMTPClient
 from tests.support import credential_forms
 
 from .test_auth import _Ctx
-from .util import connect
+from .util import connect, lines
 
 USER, PASSWORD = b"alice", b"wonderland"
 PLAIN = base64.b64encode(b"\0" + USER + b"\0" + PASSWORD).decode()
@@ -45,21 +45,13 @@ def assert_no_credentials(client: SMTPClient, caplog: pytest.LogCaptureFixture) 
         assert form not in logged
 
 
-async def replies(client: SMTPClient, *commands: str) -> list[str]:
-    out = []
-    for command in commands:
-        reply = await client.command(command)
-        out.append(f"{reply.code} {reply.lines[-1]}")
-    return out
-
-
 @pytest.mark.asyncio
 async def test_plain_credentials_after_538_are_not_echoed(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     async with connect(authenticator=authenticator) as client:  # auth_require_tls=True
         await client.command("EHLO c")
-        assert await replies(client, "AUTH PLAIN", PLAIN) == [
+        assert await lines(client, "AUTH PLAIN", PLAIN) == [
             "538 5.7.11 Encryption required for requested authentication mechanism",
             MASKED_UNKNOWN,
         ]
@@ -74,7 +66,7 @@ async def test_login_user_and_password_after_538_are_not_echoed(
     """A blind client sends both LOGIN lines: the second is as secret as the first."""
     async with connect(authenticator=authenticator) as client:
         await client.command("EHLO c")
-        got = await replies(client, "AUTH LOGIN", LOGIN_USER, LOGIN_PASSWORD)
+        got = await lines(client, "AUTH LOGIN", LOGIN_USER, LOGIN_PASSWORD)
         assert got[1:] == [MASKED_UNKNOWN, MASKED_UNKNOWN]
         assert_no_credentials(client, caplog)
 
@@ -86,7 +78,7 @@ async def test_credentials_after_530_require_starttls(caplog: pytest.LogCaptureF
         authenticator=authenticator, require_starttls=True, tls_context=_Ctx()
     ) as client:
         await client.command("EHLO c")
-        got = await replies(client, "AUTH LOGIN", LOGIN_USER, LOGIN_PASSWORD)
+        got = await lines(client, "AUTH LOGIN", LOGIN_USER, LOGIN_PASSWORD)
         assert [g[:3] for g in got] == ["530", "530", "530"]
         assert_no_credentials(client, caplog)
 
@@ -107,7 +99,7 @@ async def test_credentials_after_other_refusals(
     async with connect(authenticator=authenticator, auth_require_tls=False) as client:
         for line in setup:
             await client.command(line)
-        got = await replies(client, auth, PLAIN)
+        got = await lines(client, auth, PLAIN)
         assert got[0][:3] == refusal
         assert got[1] == MASKED_UNKNOWN
         assert_no_credentials(client, caplog)
@@ -118,7 +110,7 @@ async def test_password_after_a_failed_login_username(caplog: pytest.LogCaptureF
     """LOGIN ends at a bad username (501); the password line that follows is a command."""
     async with connect(authenticator=authenticator, auth_require_tls=False) as client:
         await client.command("EHLO c")
-        got = await replies(client, "AUTH LOGIN", "not base64!", LOGIN_PASSWORD)
+        got = await lines(client, "AUTH LOGIN", "not base64!", LOGIN_PASSWORD)
         assert got == [
             "334 VXNlcm5hbWU6",
             "501 5.5.2 Can't decode base64",
@@ -201,14 +193,14 @@ async def test_unknown_commands_are_still_echoed_outside_auth(
     after an AUTH exchange was followed by a known command."""
     caplog.set_level(logging.INFO, logger="mail.log")
     async with connect(authenticator=authenticator, auth_require_tls=False) as client:
-        assert await replies(client, "FOOBAR", "EHLO c", "AUTH PLAIN", PLAIN, "ETRN") == [
+        assert await lines(client, "FOOBAR", "EHLO c", "AUTH PLAIN", PLAIN, "ETRN") == [
             '500 Error: command "FOOBAR" not recognized',
             "250 HELP",
             "334 ",
             "235 2.7.0 Authentication successful",
             '500 Error: command "ETRN" not recognized',
         ]
-        assert await replies(client, "AUTH LOGIN", "XYZZ", "NOOP", "XYZZ") == [
+        assert await lines(client, "AUTH LOGIN", "XYZZ", "NOOP", "XYZZ") == [
             "503 Already authenticated",
             MASKED_UNKNOWN,
             "250 OK",
