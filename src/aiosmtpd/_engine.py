@@ -1,15 +1,16 @@
 """The session engine under ``SMTP``: the protocol callbacks driving the sans-I/O core.
 
-Owns: the protocol callbacks (``connection_made`` ... ``resume_writing``), taking core
-events in order and dispatching commands to ``smtp_<VERB>`` methods, reply
-buffering (replies go out with ONE ``transport.write`` per pipelined group: the buffer is
-flushed when the core needs more input, before closing and before STARTTLS), the idle
-timer, back-pressure in both directions, the verb gates that apply to every command
-(require_starttls, unknown-command limit, ``command_call_limit``), hook invocation and
-``handle_exception``; admission against the server's ``ConnectionLimiter`` (421 4.7.0)
-and the graceful-stop entry points. The PROXY header stage (and implicit TLS after it) is
-in ``_proxy_stage``; when a session needs a task at all (only while user code runs or a
-command awaits something) is decided in ``_driver``.
+Owns: the protocol callbacks (``connection_made`` ... ``resume_writing``, and the
+``BufferedProtocol`` reads into the shared per-thread buffer), taking core events in
+order (``_poll``, ``_ready_event``, ``_next_event``) and dispatching commands to
+``smtp_<VERB>`` methods, the verb gates that apply to every command (require_starttls,
+unknown-command limit, ``command_call_limit``), hook invocation and ``handle_exception``,
+closing (``_close_with``, ``_end_connection``) and back-pressure in both directions.
+Elsewhere: reply buffering (one ``transport.write`` per pipelined group) in ``_output``;
+when a session needs a task at all (only while user code runs or a command awaits
+something other than input) in ``_driver``; admission, graceful stop and
+``_handler_coroutine`` in ``_lifecycle``; the idle timer in ``_flow``; STARTTLS input in
+``_starttls``; the PROXY header stage (and implicit TLS after it) in ``_proxy_stage``.
 (The 1.4 value types ``Session``, ``Envelope``, ``MISSING``, ``@syntax`` and ``sanitize``
 live in ``_session``.)
 
