@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -60,7 +61,7 @@ class IdleClock:
 
     BUCKETS_PER_TIMEOUT = 8
 
-    __slots__ = ("__weakref__", "_buckets", "_handle", "_loop", "_width", "timeout")
+    __slots__ = ("__weakref__", "_buckets", "_handle", "_loop", "_width", "now", "timeout")
 
     #: Clocks by loop and timeout. Neither the loop nor the clock is kept alive by this:
     #: a clock lives while its timers or its scheduled handle refer to it, and a loop that
@@ -71,6 +72,12 @@ class IdleClock:
 
     def __init__(self, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
         self._loop = loop
+        #: The loop's clock, read on every command: asyncio's own ``time()`` is
+        #: ``time.monotonic()`` behind a Python method, so call that directly (a loop that
+        #: overrides ``time()``, such as uvloop or a test's fake clock, is called as is).
+        self.now: Callable[[], float] = (
+            time.monotonic if type(loop).time is asyncio.BaseEventLoop.time else loop.time
+        )
         self.timeout = timeout
         self._width = timeout / self.BUCKETS_PER_TIMEOUT
         self._buckets: dict[int, set[IdleTimer]] = {}
@@ -85,9 +92,6 @@ class IdleClock:
         if clock is None:
             clock = clocks[timeout] = cls(loop, timeout)
         return clock
-
-    def now(self) -> float:
-        return self._loop.time()
 
     def add(self, timer: IdleTimer, deadline: float) -> int:
         """File ``timer`` under the bucket that ends at or after ``deadline``."""
