@@ -1,6 +1,7 @@
 """A bare asyncio SMTP sink: plain Python with no library around it (a reference point).
 
-Usage: ``python benchmarks/bare_sink.py 127.0.0.1:PORT``. Accepts and discards every message.
+Usage: ``python benchmarks/bare_sink.py 127.0.0.1:PORT [--uvloop]``. Accepts and discards every
+message.
 It shows what plain Python on asyncio reaches, so the distance between it and aiosmtpd is the
 cost of the library's own work; the harness's smoke test also uses it as a local server.
 
@@ -38,8 +39,7 @@ class SinkProtocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
         transport.write(b"220 bare-sink ESMTP\r\n")
 
     def data_received(self, data: bytes) -> None:
@@ -94,11 +94,18 @@ async def serve(host: str, port: int) -> None:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 1:
-        print("usage: bare_sink.py HOST:PORT", file=sys.stderr)
+    use_uvloop = "--uvloop" in argv
+    args = [arg for arg in argv if arg != "--uvloop"]
+    if len(args) != 1:
+        print("usage: bare_sink.py HOST:PORT [--uvloop]", file=sys.stderr)
         return 2
-    host, _, port = argv[0].rpartition(":")
-    asyncio.run(serve(host.strip("[]"), int(port)))
+    host, _, port = args[0].rpartition(":")
+    if use_uvloop:
+        import uvloop
+
+        uvloop.run(serve(host.strip("[]"), int(port)))
+    else:
+        asyncio.run(serve(host.strip("[]"), int(port)))
     return 0
 
 

@@ -63,7 +63,7 @@ DEFAULT_SERVERS = (
 )
 #: ``aiosmtpd-2-workers2``: ``--workers 2`` (one SO_REUSEPORT port); compare its "small"
 #: throughput with aiosmtpd-2's in the same run (CPU and memory are summed over its processes).
-KNOWN_SERVERS = (*DEFAULT_SERVERS, "bare-asyncio", "aiosmtpd-2-workers2")
+KNOWN_SERVERS = (*DEFAULT_SERVERS, "bare-asyncio", "bare-uvloop", "aiosmtpd-2-workers2")
 
 
 def log(message: str) -> None:
@@ -218,6 +218,8 @@ def build_specs(
                 specs.append(sink)
         elif name == "bare-asyncio":
             specs.append(bare_sink_spec(project))
+        elif name == "bare-uvloop":
+            specs.append(bare_sink_spec(project, uvloop=True))
         else:
             raise SystemExit(f"unknown server {name!r}; known: {', '.join(KNOWN_SERVERS)}")
     return specs, unavailable

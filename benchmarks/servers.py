@@ -299,8 +299,11 @@ def smtp_sink_spec(max_connections: int) -> ServerSpec | None:
     return ServerSpec("smtp-sink", argv, "Postfix smtp-sink (C), the floor")
 
 
-def bare_sink_spec(python: Path | None = None) -> ServerSpec:
+def bare_sink_spec(python: Path | None = None, *, uvloop: bool = False) -> ServerSpec:
     """The bare asyncio sink in this directory: plain Python with no library around it."""
     interpreter = str(python or sys.executable)
-    argv = (interpreter, str(BENCH_DIR / "bare_sink.py"), "{hostport}")
+    argv: tuple[str, ...] = (interpreter, str(BENCH_DIR / "bare_sink.py"), "{hostport}")
+    if uvloop:
+        argv = (*argv, "--uvloop")
+        return ServerSpec("bare-uvloop", argv, "the bare sink on uvloop, no library")
     return ServerSpec("bare-asyncio", argv, "a bare asyncio sink, no library")
