@@ -6,7 +6,7 @@ ESMTP parameters, replying on failure (``_parse_path_arg``), checking MAIL's par
 DATA command's content from the core (``_read_message``).
 Invariants: arguments are parsed only by ``aiosmtpd._core.syntax``; a message is held
 once (the first chunk as is, later ones in a ``BytesIO`` that hands its buffer out).
-Must not know: hooks, what is done with the message, the transport.
+Must not know: hooks, what is done with the message, the transport (``_buffered`` does).
 """
 
 from __future__ import annotations
@@ -14,10 +14,12 @@ from __future__ import annotations
 import io
 import logging
 
+from . import _buffered as buffered
 from . import _extensions as ext
 from ._core import replies as R
 from ._core import syntax as S
 from ._core.events import NEED_DATA, PAUSED, ConnectionClosed, DataChunk, EndOfData, Event
+from ._engine import SessionEngine
 from ._session import _ConnectionGone
 
 log = logging.getLogger("mail.log")
@@ -106,47 +108,67 @@ class TransactionMixin(ext.ExtensionsMixin):
         first: bytes | None = None
         rest: io.BytesIO | None = None
         conn = self._conn
-        # ``_next_event`` inlined for the common cases (an event the core already holds,
-        # or input to wait for): no coroutine per event. The idle timer is touched once per
-        # batch: nothing is awaited between the events of one, so no idle time passes.
-        touched = False
-        while True:
-            event: Event | None
-            if self._writes.paused or self._closing:
-                event = await self._next_event()
-                touched = True
-            else:
-                polled = conn.next_event()
-                if polled is NEED_DATA:
-                    self._flush()
-                    await self._wait_for_input()
-                    touched = False
-                    continue
-                if polled is PAUSED:
+        # A message longer than one read is read through a ``_buffered`` forwarder where
+        # that makes the transport read into our buffer (uvloop), given back at the end.
+        transport = self.transport
+        forwarder: buffered.ContentReads | None = None
+        try:
+            # ``_next_event`` inlined for the common cases (an event the core already
+            # holds, or input to wait for): no coroutine per event. The idle timer is
+            # touched once per batch: nothing is awaited between the events of one, so
+            # no idle time passes.
+            touched = False
+            while True:
+                event: Event | None
+                if self._writes.paused or self._closing:
                     event = await self._next_event()
                     touched = True
                 else:
-                    event = polled
-                    if not touched:
-                        self._timer.touch()
+                    polled = conn.next_event()
+                    if polled is NEED_DATA:
+                        self._flush()
+                        if forwarder is None and first is not None:
+                            forwarder = buffered.begin(self, transport, self._library_reads())
+                        await self._wait_for_input()
+                        touched = False
+                        continue
+                    if polled is PAUSED:
+                        event = await self._next_event()
                         touched = True
-            if isinstance(event, DataChunk):
-                if first is None:
-                    first = event.data
+                    else:
+                        event = polled
+                        if not touched:
+                            self._timer.touch()
+                            touched = True
+                if isinstance(event, DataChunk):
+                    if first is None:
+                        first = event.data
+                    else:
+                        if rest is None:
+                            rest = io.BytesIO()
+                            rest.write(first)
+                            first = b""
+                        rest.write(event.data)
+                    del event
+                elif isinstance(event, EndOfData):
+                    if event.error is not None:
+                        return event
+                    if rest is not None:
+                        return rest.getvalue(), event
+                    return (first if first is not None else b""), event
+                elif event is None or isinstance(event, ConnectionClosed):
+                    raise _ConnectionGone
                 else:
-                    if rest is None:
-                        rest = io.BytesIO()
-                        rest.write(first)
-                        first = b""
-                    rest.write(event.data)
-                del event
-            elif isinstance(event, EndOfData):
-                if event.error is not None:
-                    return event
-                if rest is not None:
-                    return rest.getvalue(), event
-                return (first if first is not None else b""), event
-            elif event is None or isinstance(event, ConnectionClosed):
-                raise _ConnectionGone
-            else:
-                log.error("%r unexpected event in DATA: %r", self.session.peer, event)
+                    log.error("%r unexpected event in DATA: %r", self.session.peer, event)
+        finally:
+            if forwarder is not None:
+                buffered.end(self, transport, forwarder)
+
+    def _library_reads(self) -> bool:
+        """Whether this class keeps the library's own read callbacks (``_buffered``)."""
+        cls = type(self)
+        return (
+            cls.data_received is SessionEngine.data_received
+            and cls.get_buffer is SessionEngine.get_buffer
+            and cls.buffer_updated is SessionEngine.buffer_updated
+        )
