@@ -47,6 +47,10 @@ def receive_buffer() -> memoryview:
     return _receive_buffer.view
 
 
+def _no_handle() -> None:
+    return None
+
+
 class IdleClock:
     """The idle deadlines of every connection of one event loop with one timeout.
 
@@ -57,41 +61,58 @@ class IdleClock:
     (RFC 5321 §4.5.3.2 timeouts are minimums). ``touch()`` only stores the new deadline;
     a timer found not yet due when its bucket comes round moves to a later bucket, so
     each connection is looked at about once per timeout period.
+
+    A clock lives as long as its loop, so that a server taking one connection at a time
+    does not build and drop a clock per connection. The registry holds it strongly, so it
+    refers to its loop only weakly, and to its handle too (a handle refers to its loop;
+    the loop keeps a scheduled handle alive); it has a handle only while it has timers.
     """
 
     BUCKETS_PER_TIMEOUT = 8
 
-    __slots__ = ("__weakref__", "_buckets", "_handle", "_loop", "_width", "now", "timeout")
+    __slots__ = ("__weakref__", "_buckets", "_handle", "_loop_ref", "_width", "now", "timeout")
 
-    #: Clocks by loop and timeout. Neither the loop nor the clock is kept alive by this:
-    #: a clock lives while its timers or its scheduled handle refer to it, and a loop that
-    #: ended with connections still open is collected with them.
-    _clocks: weakref.WeakKeyDictionary[
-        asyncio.AbstractEventLoop, weakref.WeakValueDictionary[float, IdleClock]
-    ] = weakref.WeakKeyDictionary()
+    #: Clocks by loop and timeout. The loop is not kept alive by this (a clock holds it
+    #: weakly): a loop that ended with connections still open is collected with them.
+    _clocks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[float, IdleClock]] = (
+        weakref.WeakKeyDictionary()
+    )
+    #: The clock ``of()`` returned last, with its loop (weakly) and timeout: every
+    #: connection of a server asks for the same one, and the registry costs a few calls.
+    _last: tuple[Callable[[], object], float, IdleClock | None] = (lambda: None, 0.0, None)
 
     def __init__(self, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
-        self._loop = loop
+        self._loop_ref = weakref.ref(loop)
         #: The loop's clock, read on every command: asyncio's own ``time()`` is
         #: ``time.monotonic()`` behind a Python method, so call that directly (a loop that
-        #: overrides ``time()``, such as uvloop or a test's fake clock, is called as is).
+        #: overrides ``time()``, such as uvloop or a test's fake clock, is called as is,
+        #: through the weak reference).
         self.now: Callable[[], float] = (
-            time.monotonic if type(loop).time is asyncio.BaseEventLoop.time else loop.time
+            time.monotonic if type(loop).time is asyncio.BaseEventLoop.time else self._loop_time
         )
         self.timeout = timeout
         self._width = timeout / self.BUCKETS_PER_TIMEOUT
         self._buckets: dict[int, set[IdleTimer]] = {}
-        self._handle: asyncio.TimerHandle | None = None
+        #: The scheduled handle, weakly (``_no_handle`` when there is none).
+        self._handle: Callable[[], Any] = _no_handle
 
     @classmethod
     def of(cls, loop: asyncio.AbstractEventLoop, timeout: float) -> IdleClock:
+        last_loop, last_timeout, clock = cls._last
+        if last_loop() is loop and last_timeout == timeout and clock is not None:
+            return clock
         clocks = cls._clocks.get(loop)
         if clocks is None:
-            clocks = cls._clocks[loop] = weakref.WeakValueDictionary()
+            clocks = cls._clocks[loop] = {}
         clock = clocks.get(timeout)
         if clock is None:
             clock = clocks[timeout] = cls(loop, timeout)
+        cls._last = (clock._loop_ref, timeout, clock)
         return clock
+
+    def _loop_time(self) -> float:
+        loop = self._loop_ref()
+        return time.monotonic() if loop is None else loop.time()
 
     def add(self, timer: IdleTimer, deadline: float) -> int:
         """File ``timer`` under the bucket that ends at or after ``deadline``."""
@@ -99,7 +120,8 @@ class IdleClock:
         bucket = self._buckets.get(slot)
         if bucket is None:
             bucket = self._buckets[slot] = set()
-            if self._handle is None or slot * self._width < self._handle.when():
+            handle = self._handle()
+            if handle is None or slot * self._width < handle.when():
                 self._schedule(slot)
         bucket.add(timer)
         return slot
@@ -110,25 +132,38 @@ class IdleClock:
             bucket.discard(timer)
             if not bucket:
                 del self._buckets[slot]
-        if not self._buckets and self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
+        if not self._buckets:
+            self._cancel_handle()
+
+    def _cancel_handle(self) -> None:
+        handle = self._handle()
+        self._handle = _no_handle
+        if handle is not None:
+            handle.cancel()
 
     def _schedule(self, slot: int) -> None:
-        if self._handle is not None:
-            self._handle.cancel()
-        self._handle = self._loop.call_at(slot * self._width, self._tick)
+        self._cancel_handle()
+        loop: Any = self._loop_ref()
+        if loop is not None:
+            handle = loop.call_at(slot * self._width, self._tick)
+            try:
+                self._handle = weakref.ref(handle)
+            except TypeError:  # a loop whose handles take no weak reference
+                self._handle = lambda: handle
 
     def _tick(self) -> None:
-        self._handle = None
-        now = self._loop.time()
+        self._handle = _no_handle
+        loop: Any = self._loop_ref()
+        if loop is None:
+            return
+        now = loop.time()
         due = sorted(slot for slot in self._buckets if slot * self._width <= now)
         for slot in due:
             for timer in self._buckets.pop(slot, ()):
                 try:
                     timer._due(now)
                 except Exception as error:  # one connection's failure must not stop the rest
-                    self._loop.call_exception_handler(
+                    loop.call_exception_handler(
                         {"message": "idle timeout callback failed", "exception": error}
                     )
         if self._buckets:
@@ -139,7 +174,9 @@ class IdleTimer:
     """Calls ``owner._on_timeout()`` once when ``timeout`` seconds pass without ``touch()``.
 
     While ``busy`` is non-zero (the server itself is working, e.g. inside a handler hook)
-    the timer does not expire: the client is not the one being idle.
+    the timer does not expire: the client is not the one being idle. Once cancelled (or
+    fired) it forgets its owner: the connection and its timer then form no reference
+    cycle, and a finished connection is freed at once instead of by the cyclic GC.
     """
 
     __slots__ = ("_clock", "_deadline", "_owner", "_slot", "busy")
@@ -164,6 +201,7 @@ class IdleTimer:
 
     def cancel(self) -> None:
         clock = self._clock
+        self._owner = None
         if clock is not None:
             self._clock = None
             if self._slot:
@@ -184,7 +222,8 @@ class IdleTimer:
             self._slot = clock.add(self, self._deadline)
             return
         self._clock = None
-        self._owner._on_timeout()
+        owner, self._owner = self._owner, None
+        owner._on_timeout()
 
 
 class WriteGate:
