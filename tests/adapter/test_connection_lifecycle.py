@@ -160,7 +160,8 @@ async def test_connection_lost_after_the_session_ended_releases_the_slot_once() 
     await client.transport.wait_closed()
     assert limiter.total == 0  # ...and not again by connection_lost (that would raise)
     assert server._lost
-    assert ended.done() and not ended.cancelled()
+    assert ended.done()
+    assert not ended.cancelled()
     assert server._handler_coroutine.done()
     # A new connection is admitted: the one slot is free.
     await one_connection(SMTP(Sink(), hostname="mx.test", connection_limiter=limiter))
@@ -177,7 +178,8 @@ async def test_connection_lost_before_the_session_ended_still_ends_it() -> None:
     await asyncio.sleep(0)
     assert limiter.total == 0
     assert server._handler_coroutine.done()
-    assert server._timer._clock is None and server._timer._owner is None
+    assert server._timer._clock is None
+    assert server._timer._owner is None
 
 
 @pytest.mark.asyncio
@@ -216,7 +218,8 @@ async def test_an_explicit_loop_is_kept() -> None:
     running = asyncio.get_running_loop()
     server = SMTP(Sink(), hostname="mx.test", loop=running)
     await one_connection(server)
-    assert server.loop is running and server.session.loop is running
+    assert server.loop is running
+    assert server.session.loop is running
 
 
 @pytest.mark.asyncio
@@ -250,9 +253,11 @@ async def test_a_refused_connection_is_freed_too() -> None:
     transport = MemoryTransport()
     client = SMTPClient(refused, transport)
     greeting = await client.connect()
-    assert greeting is not None and greeting.code == 421
+    assert greeting is not None
+    assert greeting.code == 421
     await transport.wait_closed()
-    assert refused._released and limiter.total == 1
+    assert refused._released
+    assert limiter.total == 1
     await holder.command("QUIT")
     await holder.transport.wait_closed()
     assert limiter.total == 0
