@@ -550,9 +550,9 @@ class SessionEngine(ReplyOutput, asyncio.Protocol, asyncio.BufferedProtocol):
         """
         if self._writes.paused:
             transport.abort()
+            self._writes.release()
         else:
-            transport.close()
-        self._writes.release()
+            transport.close()  # (a gate that is not paused holds no waiter and no timer)
 
     def begin_shutdown(self) -> None:
         """Graceful stop (DECISIONS "graceful stop"), for servers and controllers.

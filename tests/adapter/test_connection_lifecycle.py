@@ -261,3 +261,28 @@ async def test_a_refused_connection_is_freed_too() -> None:
     await holder.command("QUIT")
     await holder.transport.wait_closed()
     assert limiter.total == 0
+
+
+class OwnAllowance(SMTP):
+    """Computes its MAIL allowance from its own state: never served from the cache."""
+
+    extra = 0
+
+    def _mail_esmtp_extra(self) -> int:
+        return self.extra
+
+
+@pytest.mark.asyncio
+async def test_core_configuration_follows_each_servers_settings() -> None:
+    small = SMTP(Sink(), hostname="mx.test", data_size_limit=100)
+    large = SMTP(Sink(), hostname="mx.test", data_size_limit=200)
+    for server in (small, large, SMTP(Sink(), hostname="mx.test", data_size_limit=100)):
+        await one_connection(server)
+    assert small._conn._config is not large._conn._config
+    assert small._conn._config.data_size_limit == 100
+    assert large._conn._config.data_size_limit == 200
+    for extra in (7, 70):
+        server = OwnAllowance(Sink(), hostname="mx.test", data_size_limit=100)
+        server.extra = extra
+        await one_connection(server)
+        assert server._conn._config.mail_esmtp_extra == extra
