@@ -142,7 +142,8 @@ class IdleClock:
             handle.cancel()
 
     def _schedule(self, slot: int) -> None:
-        self._cancel_handle()
+        if self._handle is not _no_handle:
+            self._cancel_handle()
         loop: Any = self._loop_ref()
         if loop is not None:
             handle = loop.call_at(slot * self._width, self._tick)
