@@ -16,7 +16,7 @@ import asyncio
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from typing import Any
 
 #: Size of the receive buffer shared by the connections one thread serves (asyncio's own
@@ -47,8 +47,8 @@ def receive_buffer() -> memoryview:
     return _receive_buffer.view
 
 
-def _no_handle() -> None:
-    return None
+#: The attribute of an event loop that holds its clocks (by timeout).
+_LOOP_ATTRIBUTE = "_aiosmtpd_idle_clocks"
 
 
 class IdleClock:
@@ -63,56 +63,65 @@ class IdleClock:
     each connection is looked at about once per timeout period.
 
     A clock lives as long as its loop, so that a server taking one connection at a time
-    does not build and drop a clock per connection. The registry holds it strongly, so it
-    refers to its loop only weakly, and to its handle too (a handle refers to its loop;
-    the loop keeps a scheduled handle alive); it has a handle only while it has timers.
+    does not build and drop a clock per connection: the loop itself holds its clocks (an
+    attribute of the loop object; a clock refers to its loop, so no registry outside the
+    loop may hold one strongly, or the loop would never be freed). A loop that takes no
+    attributes falls back to a weak registry, where a clock lives while it has timers.
+    A clock has a scheduled handle only while it has timers.
     """
 
     BUCKETS_PER_TIMEOUT = 8
 
-    __slots__ = ("__weakref__", "_buckets", "_handle", "_loop_ref", "_width", "now", "timeout")
+    __slots__ = ("__weakref__", "_buckets", "_handle", "_loop", "_width", "now", "timeout")
 
-    #: Clocks by loop and timeout. The loop is not kept alive by this (a clock holds it
-    #: weakly): a loop that ended with connections still open is collected with them.
-    _clocks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[float, IdleClock]] = (
-        weakref.WeakKeyDictionary()
-    )
-    #: The clock ``of()`` returned last, with its loop (weakly) and timeout: every
-    #: connection of a server asks for the same one, and the registry costs a few calls.
-    _last: tuple[Callable[[], object], float, IdleClock | None] = (lambda: None, 0.0, None)
+    #: Clocks of loops that take no attributes, by loop and timeout; neither the loop nor
+    #: the clock is kept alive by this.
+    _clocks: weakref.WeakKeyDictionary[
+        asyncio.AbstractEventLoop, weakref.WeakValueDictionary[float, IdleClock]
+    ] = weakref.WeakKeyDictionary()
+    #: The clock ``of()`` returned last (weakly), with its timeout: every connection of a
+    #: server asks for the same one.
+    _last: tuple[Callable[[], IdleClock | None], float] = (lambda: None, 0.0)
 
     def __init__(self, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
-        self._loop_ref = weakref.ref(loop)
+        self._loop = loop
         #: The loop's clock, read on every command: asyncio's own ``time()`` is
         #: ``time.monotonic()`` behind a Python method, so call that directly (a loop that
-        #: overrides ``time()``, such as uvloop or a test's fake clock, is called as is,
-        #: through the weak reference).
+        #: overrides ``time()``, such as uvloop or a test's fake clock, is called as is).
         self.now: Callable[[], float] = (
-            time.monotonic if type(loop).time is asyncio.BaseEventLoop.time else self._loop_time
+            time.monotonic if type(loop).time is asyncio.BaseEventLoop.time else loop.time
         )
         self.timeout = timeout
         self._width = timeout / self.BUCKETS_PER_TIMEOUT
         self._buckets: dict[int, set[IdleTimer]] = {}
-        #: The scheduled handle, weakly (``_no_handle`` when there is none).
-        self._handle: Callable[[], Any] = _no_handle
+        self._handle: asyncio.TimerHandle | None = None
 
     @classmethod
     def of(cls, loop: asyncio.AbstractEventLoop, timeout: float) -> IdleClock:
-        last_loop, last_timeout, clock = cls._last
-        if last_loop() is loop and last_timeout == timeout and clock is not None:
+        last, last_timeout = cls._last
+        clock = last()
+        if clock is not None and clock._loop is loop and last_timeout == timeout:
             return clock
-        clocks = cls._clocks.get(loop)
-        if clocks is None:
-            clocks = cls._clocks[loop] = {}
+        clocks = cls.clocks_of(loop)
         clock = clocks.get(timeout)
         if clock is None:
             clock = clocks[timeout] = cls(loop, timeout)
-        cls._last = (clock._loop_ref, timeout, clock)
+        cls._last = (weakref.ref(clock), timeout)
         return clock
 
-    def _loop_time(self) -> float:
-        loop = self._loop_ref()
-        return time.monotonic() if loop is None else loop.time()
+    @classmethod
+    def clocks_of(cls, loop: asyncio.AbstractEventLoop) -> MutableMapping[float, IdleClock]:
+        """The clocks of ``loop`` by timeout (made on first use)."""
+        clocks: MutableMapping[float, IdleClock] | None = getattr(loop, _LOOP_ATTRIBUTE, None)
+        if clocks is None:
+            try:
+                clocks = {}
+                setattr(loop, _LOOP_ATTRIBUTE, clocks)
+            except (AttributeError, TypeError):  # no instance attributes (__slots__, C type)
+                clocks = cls._clocks.get(loop)
+                if clocks is None:
+                    clocks = cls._clocks[loop] = weakref.WeakValueDictionary()
+        return clocks
 
     def add(self, timer: IdleTimer, deadline: float) -> int:
         """File ``timer`` under the bucket that ends at or after ``deadline``."""
@@ -120,8 +129,7 @@ class IdleClock:
         bucket = self._buckets.get(slot)
         if bucket is None:
             bucket = self._buckets[slot] = set()
-            handle = self._handle()
-            if handle is None or slot * self._width < handle.when():
+            if self._handle is None or slot * self._width < self._handle.when():
                 self._schedule(slot)
         bucket.add(timer)
         return slot
@@ -132,39 +140,25 @@ class IdleClock:
             bucket.discard(timer)
             if not bucket:
                 del self._buckets[slot]
-        if not self._buckets:
-            self._cancel_handle()
-
-    def _cancel_handle(self) -> None:
-        handle = self._handle()
-        self._handle = _no_handle
-        if handle is not None:
-            handle.cancel()
+        if not self._buckets and self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
 
     def _schedule(self, slot: int) -> None:
-        if self._handle is not _no_handle:
-            self._cancel_handle()
-        loop: Any = self._loop_ref()
-        if loop is not None:
-            handle = loop.call_at(slot * self._width, self._tick)
-            try:
-                self._handle = weakref.ref(handle)
-            except TypeError:  # a loop whose handles take no weak reference
-                self._handle = lambda: handle
+        if self._handle is not None:
+            self._handle.cancel()
+        self._handle = self._loop.call_at(slot * self._width, self._tick)
 
     def _tick(self) -> None:
-        self._handle = _no_handle
-        loop: Any = self._loop_ref()
-        if loop is None:
-            return
-        now = loop.time()
+        self._handle = None
+        now = self._loop.time()
         due = sorted(slot for slot in self._buckets if slot * self._width <= now)
         for slot in due:
             for timer in self._buckets.pop(slot, ()):
                 try:
                     timer._due(now)
                 except Exception as error:  # one connection's failure must not stop the rest
-                    loop.call_exception_handler(
+                    self._loop.call_exception_handler(
                         {"message": "idle timeout callback failed", "exception": error}
                     )
         if self._buckets:

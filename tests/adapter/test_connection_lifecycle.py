@@ -45,11 +45,7 @@ async def one_connection(server: SMTP, *commands: str) -> SMTPClient:
 
 
 def clock_of(server: SMTP) -> IdleClock:
-    loop = asyncio.get_running_loop()
-    clocks = IdleClock._clocks.get(loop)  # type: ignore[call-overload]
-    assert clocks is not None
-    clock: IdleClock = clocks[server._timeout_duration]
-    return clock
+    return IdleClock.clocks_of(asyncio.get_running_loop())[server._timeout_duration]
 
 
 @pytest.mark.asyncio
@@ -71,7 +67,7 @@ async def test_many_connections_leave_nothing_behind() -> None:
     assert limiter.total == 0
     clock = clock_of(SMTP(Sink(), hostname="mx.test"))
     assert clock._buckets == {}
-    assert clock._handle() is None
+    assert clock._handle is None
 
 
 @pytest.mark.asyncio
@@ -85,7 +81,7 @@ async def test_connections_share_their_loops_clock_even_one_at_a_time() -> None:
     await client.connect()
     assert second._timer._clock is clock  # ...and the next connection reuses it
     assert sum(len(bucket) for bucket in clock._buckets.values()) == 1
-    assert clock._handle() is not None
+    assert clock._handle is not None
     await client.command("QUIT")
     await client.transport.wait_closed()
     other = SMTP(Sink(), hostname="mx.test", timeout=124.0)
@@ -286,3 +282,75 @@ async def test_core_configuration_follows_each_servers_settings() -> None:
         server.extra = extra
         await one_connection(server)
         assert server._conn._config.mail_esmtp_extra == extra
+
+
+class SlottedHandle:
+    def __init__(self, when: float) -> None:
+        self._when, self.cancelled = when, False
+
+    def when(self) -> float:
+        return self._when
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class SlottedLoop:
+    """A loop object that takes no attributes: its clocks go to the weak registry."""
+
+    __slots__ = ("__weakref__", "clock", "handles")
+
+    def __init__(self) -> None:
+        self.clock = 1000.0
+        self.handles: list[tuple[SlottedHandle, Any]] = []
+
+    def time(self) -> float:
+        return self.clock
+
+    def call_at(self, when: float, callback: Any) -> SlottedHandle:
+        handle = SlottedHandle(when)
+        self.handles.append((handle, callback))
+        return handle
+
+    def fire_due(self) -> None:
+        due = [(h, c) for h, c in self.handles if not h.cancelled and h.when() <= self.clock]
+        self.handles = [(h, c) for h, c in self.handles if (h, c) not in due]
+        for _, callback in due:
+            callback()
+
+
+class Counting:
+    def __init__(self) -> None:
+        self.timeouts = 0
+
+    def _on_timeout(self) -> None:
+        self.timeouts += 1
+
+
+def test_a_loop_without_attributes_shares_clocks_through_the_weak_registry() -> None:
+    loop: Any = SlottedLoop()
+    owners = [Counting(), Counting()]
+    timers = [IdleTimer(loop, 80.0, owner) for owner in owners]
+    for timer in timers:
+        timer.touch()
+    assert timers[0]._clock is timers[1]._clock is not None
+    assert IdleClock._clocks.get(loop) is not None  # type: ignore[call-overload]
+    assert len([h for h, _ in loop.handles if not h.cancelled]) == 1
+    timers[1].cancel()
+    loop.clock += 80.0 * (1 + 1 / IdleClock.BUCKETS_PER_TIMEOUT) + 0.001
+    loop.fire_due()
+    assert [owner.timeouts for owner in owners] == [1, 0]
+    assert [h for h, _ in loop.handles if not h.cancelled] == []
+    ended = weakref.ref(loop)
+    del loop, timers
+    gc.collect()
+    assert ended() is None
+
+
+def test_a_loop_with_its_own_time_is_read_directly() -> None:
+    loop = OwnTimeLoop()
+    try:
+        clock = IdleClock.of(loop, 300.0)
+        assert clock.now == loop.time  # the bound method itself: no wrapper per touch
+    finally:
+        loop.close()
