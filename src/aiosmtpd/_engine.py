@@ -487,8 +487,10 @@ class SessionEngine(ReplyOutput, asyncio.Protocol, asyncio.BufferedProtocol):
         if self._timer is not None:
             self._timer.cancel()
         self._flush()
-        if self._conn is not None:
-            self._conn.close()
+        conn = self._conn
+        if conn is not None and conn.mode is not Mode.CLOSED:
+            # (After 221 or 421 the core closed itself: it holds and accepts nothing.)
+            conn.close()
         transport = self._active_transport
         if transport is not None and not transport.is_closing():
             self._close_transport(transport)

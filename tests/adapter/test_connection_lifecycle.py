@@ -354,3 +354,17 @@ def test_a_loop_with_its_own_time_is_read_directly() -> None:
         assert clock.now == loop.time  # the bound method itself: no wrapper per touch
     finally:
         loop.close()
+
+
+@pytest.mark.asyncio
+async def test_input_after_quit_is_dropped_with_the_session() -> None:
+    server = SMTP(Sink(), hostname="mx.test")
+    client = SMTPClient(server, SocketLikeTransport())
+    await client.connect()
+    await client.send(b"QUIT\r\nNOOP\r\nMAIL FROM:<a@example.com>\r\n")
+    await client.transport.wait_closed()
+    assert client.pending() == b"221 Bye\r\n"
+    assert server._conn.buffered_size == 0
+    assert server._released
+    server.data_received(b"NOOP\r\n")  # a late read after the close
+    assert server._conn.buffered_size == 0
