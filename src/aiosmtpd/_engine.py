@@ -98,6 +98,7 @@ class SessionEngine(ReplyOutput, asyncio.Protocol, asyncio.BufferedProtocol):
         "_proxy_eof",
         "_proxy_timer",
         "_reading_paused",
+        "_released",
         "_shutdown_requested",
         "_stepping",
         "_suspended",
@@ -161,6 +162,9 @@ class SessionEngine(ReplyOutput, asyncio.Protocol, asyncio.BufferedProtocol):
         self._bogus = 0
         self._call_counts: dict[str, int] | None = None
         self._closing = False
+        #: ``_end_connection`` finished with no task or suspended command left: the
+        #: session is over and holds nothing (``connection_lost`` has nothing to do).
+        self._released = False
         self._lost = False
         self._reading_paused = False
         self._input_waiter: asyncio.Future[None] | None = None
@@ -217,25 +221,30 @@ class SessionEngine(ReplyOutput, asyncio.Protocol, asyncio.BufferedProtocol):
 
     # --- asyncio.Protocol -----------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        loop = asyncio.get_running_loop()
+        loop = self._loop
+        if loop is None:
+            # What ``loop`` (1.4) would find on first use anyway; set now so that nothing
+            # of this connection asks asyncio for the running loop again.
+            # (``_loop`` is an instance attribute of ``SMTP``, not one of these slots.)
+            loop = self._loop = asyncio.get_running_loop()  # type: ignore[misc]
         self.transport = transport
         self._streams = None
-        self._implicit_tls = transport.get_extra_info("ssl_object") is not None
-        self.session = self._create_session()
-        self.session.peer = transport.get_extra_info("peername")
-        if self._implicit_tls:
-            self.session.ssl = ssl_info(transport)
+        implicit_tls = self._implicit_tls = transport.get_extra_info("ssl_object") is not None
+        session = self.session = self._create_session()
+        session.peer = transport.get_extra_info("peername")
+        if implicit_tls:
+            session.ssl = ssl_info(transport)
         self._set_rset_state()
         self._conn = self._new_core()
-        self._timer = IdleTimer(loop, self._timeout_duration, self)
-        self._timer.touch()
+        timer = self._timer = IdleTimer(loop, self._timeout_duration, self)
+        timer.touch()
         if self._proxy_timeout is not None:
             self._proxy_buffer = bytearray()
             self._proxy_timer = loop.call_later(self._proxy_timeout, self._on_proxy_timeout)
             start_task_for(self, self._proxy_stage())
             return
         if self._admit_connection():
-            self._say(R.GREETING, hostname=self.hostname, ident=self.__ident__)
+            self._send_line(lifecycle.greeting_line(self.hostname, self.__ident__))
             self._flush()
         else:
             self._end_connection()
@@ -246,7 +255,7 @@ class SessionEngine(ReplyOutput, asyncio.Protocol, asyncio.BufferedProtocol):
             raise _ConnectionGone
         if not self._admit_connection():
             raise _ConnectionGone
-        self._say(R.GREETING, hostname=self.hostname, ident=self.__ident__)
+        self._send_line(lifecycle.greeting_line(self.hostname, self.__ident__))
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return receive_buffer()
@@ -321,6 +330,12 @@ class SessionEngine(ReplyOutput, asyncio.Protocol, asyncio.BufferedProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self._original_transport is not None and not self._original_transport.is_closing():
             self._original_transport.close()
+        if self._released:
+            # The session ended first (QUIT, 421...): it let go of everything then.
+            self._lost = True
+            if self._writes.paused:
+                self._writes.release()
+            return
         if not self._lost:
             self._lost = True
             if self._conn is not None:
@@ -455,12 +470,15 @@ class SessionEngine(ReplyOutput, asyncio.Protocol, asyncio.BufferedProtocol):
 
     def _admit_connection(self) -> bool:
         """Take a slot of the connection caps, or answer 421 4.7.0 and close."""
-        return lifecycle.admit(self)
+        return self._connection_limiter is None or lifecycle.admit(self)
 
     def _end_connection(self) -> None:
         """The session is over: release everything it holds (idempotent)."""
+        if self._released:
+            return
         self._closing = True
-        abandon(self)
+        if self._suspended is not None:
+            abandon(self)
         if self._limiter_key is not None:
             self._connection_limiter.release(self._limiter_key)
             self._limiter_key = None
@@ -469,14 +487,18 @@ class SessionEngine(ReplyOutput, asyncio.Protocol, asyncio.BufferedProtocol):
         if self._timer is not None:
             self._timer.cancel()
         self._flush()
-        if self._conn is not None:
-            self._conn.close()
+        conn = self._conn
+        if conn is not None and conn.mode is not Mode.CLOSED:
+            # (After 221 or 421 the core closed itself: it holds and accepts nothing.)
+            conn.close()
         transport = self._active_transport
         if transport is not None and not transport.is_closing():
             self._close_transport(transport)
-        ended = self._ended
-        if ended is not None and not ended.done() and self._task is None:
-            ended.set_result(None)
+        if self._task is None:
+            self._released = True
+            ended = self._ended
+            if ended is not None and not ended.done():
+                ended.set_result(None)
 
     def _close_after_reply(self) -> None:
         self._closing = True
@@ -530,9 +552,9 @@ class SessionEngine(ReplyOutput, asyncio.Protocol, asyncio.BufferedProtocol):
         """
         if self._writes.paused:
             transport.abort()
+            self._writes.release()
         else:
-            transport.close()
-        self._writes.release()
+            transport.close()  # (a gate that is not paused holds no waiter and no timer)
 
     def begin_shutdown(self) -> None:
         """Graceful stop (DECISIONS "graceful stop"), for servers and controllers.

@@ -16,7 +16,7 @@ import asyncio
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from typing import Any
 
 #: Size of the receive buffer shared by the connections one thread serves (asyncio's own
@@ -47,6 +47,10 @@ def receive_buffer() -> memoryview:
     return _receive_buffer.view
 
 
+#: The attribute of an event loop that holds its clocks (by timeout).
+_LOOP_ATTRIBUTE = "_aiosmtpd_idle_clocks"
+
+
 class IdleClock:
     """The idle deadlines of every connection of one event loop with one timeout.
 
@@ -57,18 +61,27 @@ class IdleClock:
     (RFC 5321 §4.5.3.2 timeouts are minimums). ``touch()`` only stores the new deadline;
     a timer found not yet due when its bucket comes round moves to a later bucket, so
     each connection is looked at about once per timeout period.
+
+    A clock lives as long as its loop, so that a server taking one connection at a time
+    does not build and drop a clock per connection: the loop itself holds its clocks (an
+    attribute of the loop object; a clock refers to its loop, so no registry outside the
+    loop may hold one strongly, or the loop would never be freed). A loop that takes no
+    attributes falls back to a weak registry, where a clock lives while it has timers.
+    A clock has a scheduled handle only while it has timers.
     """
 
     BUCKETS_PER_TIMEOUT = 8
 
     __slots__ = ("__weakref__", "_buckets", "_handle", "_loop", "_width", "now", "timeout")
 
-    #: Clocks by loop and timeout. Neither the loop nor the clock is kept alive by this:
-    #: a clock lives while its timers or its scheduled handle refer to it, and a loop that
-    #: ended with connections still open is collected with them.
+    #: Clocks of loops that take no attributes, by loop and timeout; neither the loop nor
+    #: the clock is kept alive by this.
     _clocks: weakref.WeakKeyDictionary[
         asyncio.AbstractEventLoop, weakref.WeakValueDictionary[float, IdleClock]
     ] = weakref.WeakKeyDictionary()
+    #: The clock ``of()`` returned last (weakly), with its timeout: every connection of a
+    #: server asks for the same one.
+    _last: tuple[Callable[[], IdleClock | None], float] = (lambda: None, 0.0)
 
     def __init__(self, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
         self._loop = loop
@@ -85,13 +98,30 @@ class IdleClock:
 
     @classmethod
     def of(cls, loop: asyncio.AbstractEventLoop, timeout: float) -> IdleClock:
-        clocks = cls._clocks.get(loop)
-        if clocks is None:
-            clocks = cls._clocks[loop] = weakref.WeakValueDictionary()
+        last, last_timeout = cls._last
+        clock = last()
+        if clock is not None and clock._loop is loop and last_timeout == timeout:
+            return clock
+        clocks = cls.clocks_of(loop)
         clock = clocks.get(timeout)
         if clock is None:
             clock = clocks[timeout] = cls(loop, timeout)
+        cls._last = (weakref.ref(clock), timeout)
         return clock
+
+    @classmethod
+    def clocks_of(cls, loop: asyncio.AbstractEventLoop) -> MutableMapping[float, IdleClock]:
+        """The clocks of ``loop`` by timeout (made on first use)."""
+        clocks: MutableMapping[float, IdleClock] | None = getattr(loop, _LOOP_ATTRIBUTE, None)
+        if clocks is None:
+            try:
+                clocks = {}
+                setattr(loop, _LOOP_ATTRIBUTE, clocks)
+            except (AttributeError, TypeError):  # no instance attributes (__slots__, C type)
+                clocks = cls._clocks.get(loop)
+                if clocks is None:
+                    clocks = cls._clocks[loop] = weakref.WeakValueDictionary()
+        return clocks
 
     def add(self, timer: IdleTimer, deadline: float) -> int:
         """File ``timer`` under the bucket that ends at or after ``deadline``."""
@@ -139,7 +169,9 @@ class IdleTimer:
     """Calls ``owner._on_timeout()`` once when ``timeout`` seconds pass without ``touch()``.
 
     While ``busy`` is non-zero (the server itself is working, e.g. inside a handler hook)
-    the timer does not expire: the client is not the one being idle.
+    the timer does not expire: the client is not the one being idle. Once cancelled (or
+    fired) it forgets its owner: the connection and its timer then form no reference
+    cycle, and a finished connection is freed at once instead of by the cyclic GC.
     """
 
     __slots__ = ("_clock", "_deadline", "_owner", "_slot", "busy")
@@ -164,6 +196,7 @@ class IdleTimer:
 
     def cancel(self) -> None:
         clock = self._clock
+        self._owner = None
         if clock is not None:
             self._clock = None
             if self._slot:
@@ -184,7 +217,8 @@ class IdleTimer:
             self._slot = clock.add(self, self._deadline)
             return
         self._clock = None
-        self._owner._on_timeout()
+        owner, self._owner = self._owner, None
+        owner._on_timeout()
 
 
 class WriteGate:

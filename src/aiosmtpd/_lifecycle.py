@@ -25,6 +25,24 @@ if TYPE_CHECKING:
 log = logging.getLogger("mail.log")
 
 
+#: Rendered greetings by (hostname, ident): one per server, not one ``format`` per connection.
+_GREETINGS: dict[tuple[str, str], bytes] = {}
+_GREETINGS_MAX = 64
+
+
+def greeting_line(hostname: str, ident: str) -> bytes:
+    """The ``220 <hostname> <ident>`` line (no CRLF) a session starts with."""
+    key = (hostname, ident)
+    line = _GREETINGS.get(key)
+    if line is None:
+        text = R.GREETING.text.format(hostname=hostname, ident=ident)
+        line = R.GREETING.with_text(text).render().encode("utf-8")
+        if len(_GREETINGS) >= _GREETINGS_MAX:
+            _GREETINGS.clear()
+        _GREETINGS[key] = line
+    return line
+
+
 def client_address(engine: SessionEngine) -> str:
     """The address connection caps count: the PROXY header's source, else the peer's."""
     proxy = engine.session.proxy_data

@@ -40,8 +40,9 @@ from . import _extensions as ext
 from ._chunking import ChunkingMixin, verb_table_without_bdat
 from ._core import replies as R
 from ._core import syntax as S
-from ._core.connection import CoreConfig, ServerConnection
+from ._core.connection import ServerConnection
 from ._core.events import EndOfData
+from ._core_config import core_config_for
 from ._engine import ALLOWED_BEFORE_STARTTLS, BOGUS_LIMIT, EMPTY_BARR, SessionEngine
 from ._session import (
     MISSING,
@@ -118,28 +119,6 @@ def make_loop() -> asyncio.AbstractEventLoop:
 def _default_hostname() -> str:
     # socket.getfqdn() can block on DNS for seconds: once per process, never per connection.
     return socket.getfqdn()
-
-
-@functools.lru_cache(maxsize=64)
-def _core_config(
-    data_size_limit: int | None,
-    line_length_limit: int,
-    command_size_limit: int,
-    mail_esmtp_extra: int,
-    smtputf8: bool,
-    *,
-    rcpt_esmtp_extra: int = 0,
-) -> CoreConfig:
-    # CoreConfig is immutable: connections with the same settings share one instead of
-    # building and validating a new one per connection.
-    return CoreConfig(
-        data_size_limit=data_size_limit,
-        line_length_limit=line_length_limit,
-        command_size_limit=command_size_limit,
-        mail_esmtp_extra=mail_esmtp_extra,
-        smtputf8=smtputf8,
-        rcpt_esmtp_extra=rcpt_esmtp_extra,
-    )
 
 
 #: The coroutines every command awaits on its way (public: subclasses may override them,
@@ -316,16 +295,7 @@ class SMTP(BuiltinMechanisms, ChunkingMixin, TransactionMixin, SessionEngine):
         return max(self.command_size_limits.values(), default=self.command_size_limit)
 
     def _new_core(self) -> ServerConnection:
-        return ServerConnection(
-            _core_config(
-                self.data_size_limit or None,
-                self.line_length_limit,
-                self.command_size_limit,
-                self._mail_esmtp_extra(),
-                self.enable_SMTPUTF8,
-                rcpt_esmtp_extra=self._rcpt_esmtp_extra(),
-            )
-        )
+        return ServerConnection(core_config_for(self, _LIBRARY_ESMTP_EXTRAS))
 
     def _mail_esmtp_extra(self) -> int:
         return (
@@ -692,6 +662,9 @@ class SMTP(BuiltinMechanisms, ChunkingMixin, TransactionMixin, SessionEngine):
 
 
 #: Shared by every connection without per-verb limits (never mutated).
+#: The allowances ``core_config_for`` may cache (a subclass may compute its own).
+_LIBRARY_ESMTP_EXTRAS = (SMTP._mail_esmtp_extra, SMTP._rcpt_esmtp_extra)
+
 _NO_CALL_LIMITS: dict[str, int] = {}
 
 
