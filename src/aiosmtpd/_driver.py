@@ -27,9 +27,10 @@ import types
 from collections.abc import Coroutine, Generator
 from typing import TYPE_CHECKING, Any
 
+from . import _fastlane as fastlane
 from ._core import replies as R
-from ._core.events import Command, ConnectionClosed, Rejected
-from ._session import _ConnectionGone
+from ._core.events import NEED_DATA, PAUSED, Command, ConnectionClosed, Event, Rejected, Sentinel
+from ._session import _ConnectionGone, sanitized_log
 
 if TYPE_CHECKING:
     from ._engine import SessionEngine
@@ -89,6 +90,9 @@ _INLINE_HELPERS = (
     "_mail_esmtp_extra",
     "_rcpt_esmtp_extra",
     "_next_event",
+    "_ready_event",
+    "_poll",
+    "_input_drained",
     "_wait_for_input",
     "_read_message",
     "_receive_and_deliver",
@@ -134,18 +138,47 @@ def drive(engine: SessionEngine) -> None:
         return  # re-entered from a callback we caused: the outer loop sees the new input
     engine._driving = True
     # A command is served here when its verb is inline-safe for the class, the handler
-    # has no hook for it (DATA's runs behind _enter_task) and no handle_exception hook.
+    # has no hook for it (DATA's runs behind _enter_task) and no handle_exception hook;
+    # in the fast lane when nothing else is configured around it either (_fastlane).
     hooks = engine._handle_hooks
     inline = frozenset() if "exception" in hooks else _inline_verbs(type(engine))
+    fast = fastlane.commands_for(engine, inline)
+    log_commands = log.isEnabledFor(logging.INFO)
+    touched = False
     try:
         while engine._task is None and engine._suspended is None:
-            event = engine._ready_event()
+            event: Event | Sentinel | None
+            if (
+                engine._closing
+                or engine._shutdown_requested
+                or engine._writes.paused
+                or not inline  # a class that overrides _ready_event or _poll, say
+            ):
+                event = engine._ready_event()
+            else:
+                # _ready_event's common case, inlined: one core call per event. The idle
+                # timer restarts once per batch (no time passes between its events).
+                event = engine._conn.next_event()
+                if event is NEED_DATA:
+                    engine._input_drained()
+                    break
+                if event is PAUSED:
+                    event = engine._ready_event()
+                elif not touched:
+                    engine._timer.touch()
+                    touched = True
             if event is None:
                 break
             if type(event) is Command:
                 verb = event.verb
                 if verb in inline and (verb not in hooks or verb in GATED_HOOK_VERBS):
-                    _step(engine, engine._on_command(event), None)
+                    command = fast.get(verb)
+                    if command is not None and (
+                        not engine._enforce_call_limit or fastlane.within_call_limit(engine, verb)
+                    ):
+                        _serve_fast(engine, command, event, log_commands)
+                    else:
+                        _step(engine, engine._on_command(event), None)
                 else:
                     start_task_for(engine, engine._dispatch(event))
             elif type(event) is Rejected:
@@ -164,6 +197,25 @@ def drive(engine: SessionEngine) -> None:
         engine._driving = False
     if engine._closing and engine._task is None and engine._suspended is None:
         engine._end_connection()
+
+
+def _serve_fast(
+    engine: SessionEngine, command: fastlane.FastCommand, event: Command, log_commands: bool
+) -> None:
+    """``_on_command`` for a command of the fast lane (its gates are known to pass)."""
+    engine._after_auth = False
+    if log_commands:
+        sanitized_log(log.info, "%r >> %r", engine.session.peer, event.raw)
+    try:
+        work = command(engine, event.arg)
+    except Exception as error:
+        work = fastlane.answer_error(engine, error)
+    if work is None:
+        if not engine._writes.paused:
+            return
+        # As the general path: the command waits (in the task) for the peer to read.
+        work = engine._writes.wait()
+    _step(engine, work, None)
 
 
 def resume(engine: SessionEngine) -> None:

@@ -287,7 +287,10 @@ class SessionEngine(ReplyOutput, asyncio.Protocol, asyncio.BufferedProtocol):
             self._wake()
             return
         self._conn.receive_data(data)
-        self._kick()
+        if self._task is None and self._suspended is None:
+            drive(self)  # _kick's common case
+        else:
+            self._kick()
         if (
             not self._reading_paused
             and not self._closing
@@ -427,12 +430,16 @@ class SessionEngine(ReplyOutput, asyncio.Protocol, asyncio.BufferedProtocol):
             return None
         event = self._poll()
         if event is NEED_DATA:
-            self._flush()
-            if self._reading_paused and not self._lost:
-                self._reading_paused = False
-                self._active_transport.resume_reading()
+            self._input_drained()
             return None
         return None if event is PAUSED else event
+
+    def _input_drained(self) -> None:
+        """The core needs more input: send the replies of the group, read again."""
+        self._flush()
+        if self._reading_paused and not self._lost:
+            self._reading_paused = False
+            self._active_transport.resume_reading()
 
     async def _next_event(self) -> Event | None:
         """The next core event inside a command (DATA content, an AUTH line, a chunk),
