@@ -102,6 +102,11 @@ async def answer_error(engine: SessionEngine, error: Exception) -> None:
 # --- the commands (each mirrors its smtp_<VERB> with no hook and no override) ---------
 
 
+#: ``R.OK.line(enhanced_status_codes)`` and ``R.BYE.line(...)``, indexed by that flag.
+_OK = (R.OK.line(False), R.OK.line(True))
+_BYE = (R.BYE.line(False), R.BYE.line(True))
+
+
 def _helo(engine: SMTP, hostname: str | None) -> None:
     if not hostname:
         engine._say(R.HELO_SYNTAX)
@@ -128,14 +133,14 @@ def _ehlo(engine: SMTP, hostname: str | None) -> None:
 
 
 def _noop(engine: SMTP, arg: str | None) -> None:
-    engine._emit(R.OK.line(engine.enhanced_status_codes))
+    engine._emit(_OK[engine.enhanced_status_codes])
 
 
 def _quit(engine: SMTP, arg: str | None) -> None:
     if arg:
         engine._say(R.QUIT_SYNTAX)
         return
-    engine._emit(R.BYE.line(engine.enhanced_status_codes))
+    engine._emit(_BYE[engine.enhanced_status_codes])
     engine._close_after_reply()
 
 
@@ -144,18 +149,24 @@ def _rset(engine: SMTP, arg: str | None) -> None:
         engine._say(R.RSET_SYNTAX)
         return
     engine._set_rset_state()
-    engine._emit(R.OK.line(engine.enhanced_status_codes))
+    engine._emit(_OK[engine.enhanced_status_codes])
 
 
 def _mail(engine: SMTP, arg: str | None) -> None:
-    if not engine._helo_given() or not engine._auth_satisfied("MAIL"):
+    session = engine.session
+    # _helo_given() and _auth_satisfied(), called only when one of them refuses.
+    if (not session.host_name or (engine._auth_required and not session.authenticated)) and (
+        not engine._helo_given() or not engine._auth_satisfied("MAIL")
+    ):
         return
-    syntax_error = R.MAIL_SYNTAX_ESMTP if engine.session.extended_smtp else R.MAIL_SYNTAX
+    syntax_error = R.MAIL_SYNTAX_ESMTP if session.extended_smtp else R.MAIL_SYNTAX
     parsed = engine._parse_path_arg(arg, "FROM:", syntax_error)
     if parsed is None:
         return
     address, params = parsed
-    envelope = engine.envelope
+    envelope = engine._envelope  # the envelope property (kept by the class), inlined
+    if envelope is None:
+        envelope = engine.envelope
     if envelope.mail_from:
         engine._say(R.NESTED_MAIL)
         return
@@ -170,17 +181,23 @@ def _mail(engine: SMTP, arg: str | None) -> None:
     engine._binarymime_envelope = envelope if binarymime else None
     envelope.mail_from = address
     envelope.mail_options.extend(options)
-    engine._emit(R.OK.line(engine.enhanced_status_codes))
+    engine._emit(_OK[engine.enhanced_status_codes])
 
 
 def _rcpt(engine: SMTP, arg: str | None) -> None:
-    if not engine._helo_given() or not engine._auth_satisfied("RCPT"):
+    session = engine.session
+    # _helo_given() and _auth_satisfied(), called only when one of them refuses.
+    if (not session.host_name or (engine._auth_required and not session.authenticated)) and (
+        not engine._helo_given() or not engine._auth_satisfied("RCPT")
+    ):
         return
-    envelope = engine.envelope
+    envelope = engine._envelope  # the envelope property (kept by the class), inlined
+    if envelope is None:
+        envelope = engine.envelope
     if not envelope.mail_from:
         engine._say(R.NEED_MAIL)
         return
-    syntax_error = R.RCPT_SYNTAX_ESMTP if engine.session.extended_smtp else R.RCPT_SYNTAX
+    syntax_error = R.RCPT_SYNTAX_ESMTP if session.extended_smtp else R.RCPT_SYNTAX
     parsed = engine._parse_path_arg(arg, "TO:", syntax_error)
     if parsed is None:
         return
@@ -198,13 +215,19 @@ def _rcpt(engine: SMTP, arg: str | None) -> None:
         options = taken
     envelope.rcpt_tos.append(address)
     envelope.rcpt_options.extend(options)
-    engine._emit(R.OK.line(engine.enhanced_status_codes))
+    engine._emit(_OK[engine.enhanced_status_codes])
 
 
 def _data(engine: SMTP, arg: str | None) -> Coroutine[Any, Any, None] | None:
-    if not engine._helo_given() or not engine._auth_satisfied("DATA"):
+    session = engine.session
+    # _helo_given() and _auth_satisfied(), called only when one of them refuses.
+    if (not session.host_name or (engine._auth_required and not session.authenticated)) and (
+        not engine._helo_given() or not engine._auth_satisfied("DATA")
+    ):
         return None
-    envelope = engine.envelope
+    envelope = engine._envelope  # the envelope property (kept by the class), inlined
+    if envelope is None:
+        envelope = engine.envelope
     if not envelope.rcpt_tos:
         engine._say(R.NEED_RCPT)
         return None
@@ -214,7 +237,8 @@ def _data(engine: SMTP, arg: str | None) -> Coroutine[Any, Any, None] | None:
     if engine._binarymime_envelope is envelope:
         engine._say(R.BDAT_BINARYMIME_NEEDS_BDAT)
         return None
-    if engine._current_transfer() is not None:
+    transfer = engine._chunk_transfer  # engine._current_transfer(), without the call
+    if transfer is not None and transfer.envelope is envelope:
         engine._say(R.BDAT_DATA_AFTER_BDAT)
         return None
     engine._say(R.START_DATA)
@@ -230,7 +254,9 @@ def _data(engine: SMTP, arg: str | None) -> Coroutine[Any, Any, None] | None:
 async def _receive(engine: SMTP) -> None:
     """``_receive_and_deliver`` for a message that no user code sees: collect, answer."""
     received = await engine._read_message()
-    envelope = engine.envelope
+    envelope = engine._envelope  # the envelope property (kept by the class), inlined
+    if envelope is None:
+        envelope = engine.envelope
     if isinstance(received, EndOfData):
         assert received.error is not None
         engine._set_rset_state()
@@ -240,7 +266,7 @@ async def _receive(engine: SMTP) -> None:
         envelope.content = content
         envelope.original_content = content
         engine._set_rset_state()
-        status = R.OK.line(engine.enhanced_status_codes)
+        status = _OK[engine.enhanced_status_codes]
     if engine._emit(status):
         await engine._writes.wait()
 

@@ -40,6 +40,7 @@ from .events import (
     AuthLine,
     Command,
     ConnectionClosed,
+    DataChunk,
     EndOfChunk,
     EndOfData,
     Event,
@@ -90,6 +91,14 @@ _REPLY_CACHE_SIZE: Final = 256
 _LINE_ACTION, _MODE_AFTER_COMMAND_LINE = TRANSITIONS[Mode.COMMAND, Input.LINE]
 if _LINE_ACTION is not Action.EMIT_COMMAND:  # pragma: no cover - a table edit broke it
     raise AssertionError("a command line in command mode must emit a Command")
+#: The modes in which received bytes are dropped unseen, and the mode after the end of
+#: message content: both from the table, for the per-receive and per-message hot paths.
+_DISCARDING_MODES: Final = frozenset(
+    mode for mode in Mode if TRANSITIONS[mode, Input.BYTES][0] is Action.DISCARD
+)
+_END_ACTION, _MODE_AFTER_DATA_END = TRANSITIONS[Mode.DATA, Input.DATA_END]
+if _END_ACTION is not Action.EMIT_END_OF_DATA:  # pragma: no cover - a table edit broke it
+    raise AssertionError("the end of message content must emit EndOfData")
 _COMMAND_MODE: Final = Mode.COMMAND
 _DATA_MODE: Final = Mode.DATA
 _AUTH_LINE_MODE: Final = Mode.AUTH_LINE
@@ -213,16 +222,6 @@ class ServerConnection:
     # --- public API ---------------------------------------------------------------------
 
     @property
-    def _mode(self) -> Mode:
-        # The DATA-path methods (receive_data, _next_data_event) predate ``mode`` being a
-        # plain attribute; this alias keeps them as they are.
-        return self.mode
-
-    @_mode.setter
-    def _mode(self, mode: Mode) -> None:
-        self.mode = mode
-
-    @property
     def buffered_size(self) -> int:
         """Octets received and not yet consumed (for the driver's back-pressure)."""
         return len(self._buf) - self._pos
@@ -232,11 +231,14 @@ class ServerConnection:
 
         Any bytes-like object is copied, so the driver may reuse its receive buffer.
         """
-        action, _ = transition(self._mode, Input.BYTES if data else Input.PEER_EOF)
-        if action is Action.DISCARD or self._eof:
-            return
-        if not data:
-            self._eof = True
+        if data:
+            # Bytes are buffered in every mode that does not discard them (the table).
+            if self.mode in _DISCARDING_MODES or self._eof:
+                return
+        else:
+            action, _ = transition(self.mode, Input.PEER_EOF)
+            if action is not Action.DISCARD:
+                self._eof = True
             return
         buf = self._buf
         removed = self._pos
@@ -442,11 +444,14 @@ class ServerConnection:
         event, self._pos = reader.read(self._buf, self._pos, self._eof)
         if event is None:
             return NEED_DATA
-        if isinstance(event, ConnectionClosed):
-            return self._peer_closed()
-        if not isinstance(event, EndOfData | EndOfChunk):
+        kind = type(event)
+        if kind is DataChunk:
             return event
-        _, self._mode = transition(self._mode, Input.DATA_END)
+        if kind is ConnectionClosed:
+            return self._peer_closed()
+        if kind is not EndOfData and kind is not EndOfChunk:
+            return event
+        self.mode = _MODE_AFTER_DATA_END
         self._data_reader = None
         self._current_verb = None
         self._scan_from = self._pos
