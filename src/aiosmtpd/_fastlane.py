@@ -32,7 +32,6 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
-from . import _extensions as ext
 from ._core import replies as R
 from ._core.events import EndOfData
 
@@ -204,8 +203,10 @@ def _rcpt(engine: SMTP, arg: str | None) -> None:
     address, params = parsed
     options = params.options
     if options:
+        from ._extensions import take_rcpt_params  # (imports _engine, which imports us)
+
         values = dict(params.values)
-        taken = ext.take_rcpt_params(values, options, dsn=engine.enable_DSN)
+        taken = take_rcpt_params(values, options, dsn=engine.enable_DSN)
         if isinstance(taken, R.Reply):
             engine._say(taken)
             return
