@@ -141,9 +141,12 @@ def drive(engine: SessionEngine) -> None:
     # has no hook for it (DATA's runs behind _enter_task) and no handle_exception hook;
     # in the fast lane when nothing else is configured around it either (_fastlane).
     hooks = engine._handle_hooks
-    inline = frozenset() if "exception" in hooks else _inline_verbs(type(engine))
+    inline: frozenset[str] = frozenset()
+    if "exception" not in hooks:
+        known = _INLINE_VERBS.get(type(engine))
+        inline = known if known is not None else _inline_verbs(type(engine))
     fast = fastlane.commands_for(engine, inline)
-    log_commands = log.isEnabledFor(logging.INFO)
+    log_commands: bool | None = None  # asked when the first fast command is served
     touched = False
     try:
         while engine._task is None and engine._suspended is None:
@@ -176,6 +179,8 @@ def drive(engine: SessionEngine) -> None:
                     if command is not None and (
                         not engine._enforce_call_limit or fastlane.within_call_limit(engine, verb)
                     ):
+                        if log_commands is None:
+                            log_commands = log.isEnabledFor(logging.INFO)
                         _serve_fast(engine, command, event, log_commands)
                     else:
                         _step(engine, engine._on_command(event), None)
@@ -213,7 +218,9 @@ def _serve_fast(
     if work is None:
         if not engine._writes.paused:
             return
-        # As the general path: the command waits (in the task) for the peer to read.
+        # As the general path (_emit, then push's wait): what is buffered goes out, and
+        # the command waits in the task for the peer to read.
+        engine._flush()
         work = engine._writes.wait()
     _step(engine, work, None)
 

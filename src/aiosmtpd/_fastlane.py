@@ -33,6 +33,7 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from ._core import replies as R
+from ._core import syntax as S
 from ._core.events import EndOfData
 
 if TYPE_CHECKING:
@@ -104,6 +105,8 @@ async def answer_error(engine: SessionEngine, error: Exception) -> None:
 #: ``R.OK.line(enhanced_status_codes)`` and ``R.BYE.line(...)``, indexed by that flag.
 _OK = (R.OK.line(False), R.OK.line(True))
 _BYE = (R.BYE.line(False), R.BYE.line(True))
+#: ``parse_esmtp_params("")`` (never mutated: without options nothing is added to it).
+_NO_PARAMS = S.EsmtpParams([], {})
 
 
 def _helo(engine: SMTP, hostname: str | None) -> None:
@@ -132,14 +135,14 @@ def _ehlo(engine: SMTP, hostname: str | None) -> None:
 
 
 def _noop(engine: SMTP, arg: str | None) -> None:
-    engine._emit(_OK[engine.enhanced_status_codes])
+    engine._send_line(_OK[engine.enhanced_status_codes])
 
 
 def _quit(engine: SMTP, arg: str | None) -> None:
     if arg:
         engine._say(R.QUIT_SYNTAX)
         return
-    engine._emit(_BYE[engine.enhanced_status_codes])
+    engine._send_line(_BYE[engine.enhanced_status_codes])
     engine._close_after_reply()
 
 
@@ -148,7 +151,7 @@ def _rset(engine: SMTP, arg: str | None) -> None:
         engine._say(R.RSET_SYNTAX)
         return
     engine._set_rset_state()
-    engine._emit(_OK[engine.enhanced_status_codes])
+    engine._send_line(_OK[engine.enhanced_status_codes])
 
 
 def _mail(engine: SMTP, arg: str | None) -> None:
@@ -159,10 +162,14 @@ def _mail(engine: SMTP, arg: str | None) -> None:
     ):
         return
     syntax_error = R.MAIL_SYNTAX_ESMTP if session.extended_smtp else R.MAIL_SYNTAX
-    parsed = engine._parse_path_arg(arg, "FROM:", syntax_error)
-    if parsed is None:
-        return
-    address, params = parsed
+    path = S.parse_path_argument(arg or "", "FROM:")
+    if type(path) is tuple and not path[1] and not engine.local_part_limit:
+        address, params = path[0], _NO_PARAMS  # what _parse_path_arg makes of it
+    else:
+        parsed = engine._parse_path_arg(arg, "FROM:", syntax_error)
+        if parsed is None:
+            return
+        address, params = parsed
     envelope = engine._envelope  # the envelope property (kept by the class), inlined
     if envelope is None:
         envelope = engine.envelope
@@ -180,7 +187,7 @@ def _mail(engine: SMTP, arg: str | None) -> None:
     engine._binarymime_envelope = envelope if binarymime else None
     envelope.mail_from = address
     envelope.mail_options.extend(options)
-    engine._emit(_OK[engine.enhanced_status_codes])
+    engine._send_line(_OK[engine.enhanced_status_codes])
 
 
 def _rcpt(engine: SMTP, arg: str | None) -> None:
@@ -197,10 +204,14 @@ def _rcpt(engine: SMTP, arg: str | None) -> None:
         engine._say(R.NEED_MAIL)
         return
     syntax_error = R.RCPT_SYNTAX_ESMTP if session.extended_smtp else R.RCPT_SYNTAX
-    parsed = engine._parse_path_arg(arg, "TO:", syntax_error)
-    if parsed is None:
-        return
-    address, params = parsed
+    path = S.parse_path_argument(arg or "", "TO:")
+    if type(path) is tuple and not path[1] and not engine.local_part_limit:
+        address, params = path[0], _NO_PARAMS  # what _parse_path_arg makes of it
+    else:
+        parsed = engine._parse_path_arg(arg, "TO:", syntax_error)
+        if parsed is None:
+            return
+        address, params = parsed
     options = params.options
     if options:
         from ._extensions import take_rcpt_params  # (imports _engine, which imports us)
@@ -216,7 +227,7 @@ def _rcpt(engine: SMTP, arg: str | None) -> None:
         options = taken
     envelope.rcpt_tos.append(address)
     envelope.rcpt_options.extend(options)
-    engine._emit(_OK[engine.enhanced_status_codes])
+    engine._send_line(_OK[engine.enhanced_status_codes])
 
 
 def _data(engine: SMTP, arg: str | None) -> Coroutine[Any, Any, None] | None:
