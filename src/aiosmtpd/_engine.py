@@ -287,10 +287,13 @@ class SessionEngine(ReplyOutput, asyncio.Protocol, asyncio.BufferedProtocol):
             self._wake()
             return
         self._conn.receive_data(data)
-        if self._task is None and self._suspended is None:
-            drive(self)  # _kick's common case
-        else:
-            self._kick()
+        # _kick, inlined (once per receive).
+        if self._task is not None:
+            self._wake()
+        elif self._suspended is None:
+            drive(self)
+        elif not self._driving:
+            resume(self)
         if (
             not self._reading_paused
             and not self._closing

@@ -269,6 +269,11 @@ class ServerConnection:
                 start = self._pos
                 self._pos = self._scan_from = newline + 1
                 event = self._line_event(start, newline)
+            elif newline < 0 and self._pos == len(self._buf) and not self._eof:
+                # Everything consumed (a skipped line's rest too): what _next_line_event
+                # would conclude, without the call.
+                self._scan_from = self._pos
+                event = NEED_DATA
             else:
                 event = self._next_line_event(newline)
         if self._pos >= _COMPACT_MIN and self._pos * 2 >= len(self._buf):
