@@ -174,18 +174,33 @@ def drive(engine: SessionEngine) -> None:
                 break
             if type(event) is Command:
                 verb = event.verb
-                if verb in inline and (verb not in hooks or verb in GATED_HOOK_VERBS):
-                    command = fast.get(verb)
-                    if command is not None and (
-                        not engine._enforce_call_limit or fastlane.within_call_limit(engine, verb)
-                    ):
-                        if log_commands is None:
-                            log_commands = log.isEnabledFor(logging.INFO)
-                        _serve_fast(engine, command, event, log_commands)
-                    else:
-                        _step(engine, engine._on_command(event), None)
-                else:
+                if verb not in inline or (verb in hooks and verb not in GATED_HOOK_VERBS):
                     start_task_for(engine, engine._dispatch(event))
+                    continue
+                command = fast.get(verb)
+                if command is None or (
+                    engine._enforce_call_limit and not fastlane.within_call_limit(engine, verb)
+                ):
+                    _step(engine, engine._on_command(event), None)
+                    continue
+                # The fast lane: what _on_command does once its gates passed (they do).
+                engine._after_auth = False
+                if log_commands is None:
+                    log_commands = log.isEnabledFor(logging.INFO)
+                if log_commands:
+                    sanitized_log(log.info, "%r >> %r", engine.session.peer, event.raw)
+                try:
+                    work = command(engine, event.arg)
+                except Exception as error:
+                    work = fastlane.answer_error(engine, error)
+                if work is None:
+                    if not engine._writes.paused:
+                        continue
+                    # As the general path (_emit, then push's wait): what is buffered goes
+                    # out, and the command waits in the task for the peer to read.
+                    engine._flush()
+                    work = engine._writes.wait()
+                _step(engine, work, None)
             elif type(event) is Rejected:
                 engine._say(event.reply)
                 if event.close:
@@ -202,27 +217,6 @@ def drive(engine: SessionEngine) -> None:
         engine._driving = False
     if engine._closing and engine._task is None and engine._suspended is None:
         engine._end_connection()
-
-
-def _serve_fast(
-    engine: SessionEngine, command: fastlane.FastCommand, event: Command, log_commands: bool
-) -> None:
-    """``_on_command`` for a command of the fast lane (its gates are known to pass)."""
-    engine._after_auth = False
-    if log_commands:
-        sanitized_log(log.info, "%r >> %r", engine.session.peer, event.raw)
-    try:
-        work = command(engine, event.arg)
-    except Exception as error:
-        work = fastlane.answer_error(engine, error)
-    if work is None:
-        if not engine._writes.paused:
-            return
-        # As the general path (_emit, then push's wait): what is buffered goes out, and
-        # the command waits in the task for the peer to read.
-        engine._flush()
-        work = engine._writes.wait()
-    _step(engine, work, None)
 
 
 def resume(engine: SessionEngine) -> None:

@@ -103,13 +103,17 @@ def hooked(*verbs: str) -> Any:
 def fast_verbs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The verbs served in the fast lane, in order."""
     served: list[str] = []
-    serve = _driver._serve_fast
 
-    def spy(engine: Any, command: Any, event: Any, log_commands: bool) -> None:
-        served.append(event.verb)
-        serve(engine, command, event, log_commands)
+    def noting(verb: str, command: Any) -> Any:
+        def served_fast(engine: Any, arg: str | None) -> Any:
+            served.append(verb)
+            return command(engine, arg)
 
-    monkeypatch.setattr(_driver, "_serve_fast", spy)
+        return served_fast
+
+    spied = {verb: noting(verb, command) for verb, command in _fastlane._COMMANDS.items()}
+    monkeypatch.setattr(_fastlane, "_COMMANDS", spied)
+    monkeypatch.setattr(_fastlane, "_BY_CLASS", {})
     return served
 
 
