@@ -128,6 +128,18 @@ def _inline_verbs(cls: type) -> frozenset[str]:
     return verbs
 
 
+#: Per class: the verbs ``drive`` may serve, and those of them with a fast-lane command.
+_LANES: dict[type, tuple[frozenset[str], dict[str, fastlane.FastCommand]]] = {}
+_NO_VERBS: frozenset[str] = frozenset()
+_NO_COMMANDS: dict[str, fastlane.FastCommand] = {}
+
+
+def _lanes(cls: type) -> tuple[frozenset[str], dict[str, fastlane.FastCommand]]:
+    inline = _inline_verbs(cls)
+    lanes = _LANES[cls] = (inline, fastlane.fast_verbs(cls, inline) if inline else _NO_COMMANDS)
+    return lanes
+
+
 def drive(engine: SessionEngine) -> None:
     """Serve what the core has buffered, from a protocol callback; no task is running.
 
@@ -141,11 +153,13 @@ def drive(engine: SessionEngine) -> None:
     # has no hook for it (DATA's runs behind _enter_task) and no handle_exception hook;
     # in the fast lane when nothing else is configured around it either (_fastlane).
     hooks = engine._handle_hooks
-    inline: frozenset[str] = frozenset()
-    if "exception" not in hooks:
-        known = _INLINE_VERBS.get(type(engine))
-        inline = known if known is not None else _inline_verbs(type(engine))
-    fast = fastlane.commands_for(engine, inline)
+    inline, fast = _LANES.get(type(engine)) or _lanes(type(engine))
+    if "exception" in hooks:
+        inline, fast = _NO_VERBS, _NO_COMMANDS
+    elif fast and (
+        not engine._tls_handshake_okay or (engine.require_starttls and not engine._tls_active)
+    ):
+        fast = _NO_COMMANDS
     log_commands: bool | None = None  # asked when the first fast command is served
     touched = False
     try:
@@ -163,7 +177,9 @@ def drive(engine: SessionEngine) -> None:
                 # timer restarts once per batch (no time passes between its events).
                 event = engine._conn.next_event()
                 if event is NEED_DATA:
-                    engine._input_drained()
+                    engine._flush()  # _input_drained's common case (reading not paused)
+                    if engine._reading_paused:
+                        engine._input_drained()
                     break
                 if event is PAUSED:
                     event = engine._ready_event()

@@ -1,7 +1,7 @@
 """The fast lane: the library's own commands as plain functions, when nothing is around them.
 
-Owns: ``commands_for``, which says per connection which verbs ``_driver.drive`` may
-serve by calling a synchronous function here instead of running the general path
+Owns: ``fast_verbs``, which says per class which verbs ``_driver.drive`` may serve
+by calling a synchronous function here instead of running the general path
 (``_on_command`` -> the ``smtp_<VERB>`` coroutine -> ``_step``), and those functions:
 HELO, EHLO, MAIL, RCPT, RSET, NOOP, QUIT and DATA up to its ``354`` (the content is then
 collected by a coroutine, as in the general path, but a single one when the message
@@ -9,8 +9,8 @@ needs no user code: ``_receive``).
 
 Why: for the common case the general path creates and steps two coroutines per command
 and re-checks, per command, things that cannot change during a connection (overrides,
-hooks). Here they are decided once per class (``_fast_verbs``) and once per batch of
-input (``commands_for``).
+hooks). Here they are decided once per class (``fast_verbs``) and once per batch of
+input (in ``drive``).
 
 Invariants: a function here does exactly what ``SMTP.smtp_<VERB>`` does when the class
 keeps the library's ``smtp_<VERB>``, its helpers (``_driver._inline_verbs``), ``push``,
@@ -42,38 +42,24 @@ if TYPE_CHECKING:
 
 #: What ``drive`` calls: ``None`` when the command is done, or the coroutine that goes on
 #: with it (DATA's content) for ``_driver._step`` to run.
-#: (The engine is an ``SMTP``: ``commands_for`` hands out commands only for those.)
+#: (The engine is an ``SMTP``: ``fast_verbs`` hands out commands only for those.)
 FastCommand = Callable[[Any, "str | None"], "Coroutine[Any, Any, None] | None"]
 
-_NO_COMMANDS: dict[str, FastCommand] = {}
-_BY_CLASS: dict[type, dict[str, FastCommand]] = {}
+#: The per-connection gates are checked by ``_driver.drive`` (once per batch of input):
+#: no ``handle_exception`` hook, the TLS check passed, ``require_starttls`` satisfied.
+#: Checked per command there too: the verb's hook (DATA's may exist: it runs after the
+#: content, behind the same coroutine as in the general path) and the call limit.
 
 
-def commands_for(engine: SessionEngine, inline: frozenset[str]) -> dict[str, FastCommand]:
-    """The verbs ``engine`` may serve in the fast lane now (``inline``: the verbs of its
-    class that ``drive`` may serve at all, already empty with a ``handle_exception``).
-
-    What is checked per command, not here: the verb's hook (DATA's may exist: it runs
-    after the content, behind the same coroutine as in the general path) and the call
-    limit.
-    """
-    if not inline or not engine._tls_handshake_okay:
-        return _NO_COMMANDS
-    if engine.require_starttls and not engine._tls_active:
-        return _NO_COMMANDS
-    cls = type(engine)
-    table = _BY_CLASS.get(cls)
-    if table is None:
-        table = _BY_CLASS[cls] = _fast_verbs(cls, inline)
-    return table
-
-
-def _fast_verbs(cls: type, inline: frozenset[str]) -> dict[str, FastCommand]:
+def fast_verbs(cls: type, inline: frozenset[str]) -> dict[str, FastCommand]:
+    """The fast-lane commands of ``cls`` (decided once per class): those of ``inline``
+    (the verbs ``drive`` may serve at all, ``_driver._inline_verbs``) whose
+    ``smtp_<VERB>`` is ``SMTP``'s own, if the class keeps the ``envelope`` property."""
     from ._engine import SessionEngine
     from .smtp import SMTP
 
     if not issubclass(cls, SMTP) or cls.envelope is not SessionEngine.envelope:
-        return _NO_COMMANDS
+        return {}
     return {
         verb: command
         for verb, command in _COMMANDS.items()
@@ -102,9 +88,11 @@ async def answer_error(engine: SessionEngine, error: Exception) -> None:
 # --- the commands (each mirrors its smtp_<VERB> with no hook and no override) ---------
 
 
-#: ``R.OK.line(enhanced_status_codes)`` and ``R.BYE.line(...)``, indexed by that flag.
+#: ``R.OK.line(enhanced_status_codes)`` (what ``_say`` sends) and the like, indexed by
+#: that flag.
 _OK = (R.OK.line(False), R.OK.line(True))
 _BYE = (R.BYE.line(False), R.BYE.line(True))
+_START_DATA = (R.START_DATA.line(False), R.START_DATA.line(True))
 #: ``parse_esmtp_params("")`` (never mutated: without options nothing is added to it).
 _NO_PARAMS = S.EsmtpParams([], {})
 
@@ -253,7 +241,7 @@ def _data(engine: SMTP, arg: str | None) -> Coroutine[Any, Any, None] | None:
     if transfer is not None and transfer.envelope is envelope:
         engine._say(R.BDAT_DATA_AFTER_BDAT)
         return None
-    engine._say(R.START_DATA)
+    engine._send_line(_START_DATA[engine.enhanced_status_codes])
     if (
         engine._decode_data
         or "DATA" in engine._handle_hooks
@@ -279,7 +267,9 @@ async def _receive(engine: SMTP) -> None:
         envelope.original_content = content
         engine._set_rset_state()
         status = _OK[engine.enhanced_status_codes]
-    if engine._emit(status):
+    engine._send_line(status)  # _emit, for a line known to be one line of bytes
+    if engine._writes.paused:
+        engine._flush()
         await engine._writes.wait()
 
 

@@ -113,12 +113,13 @@ def fast_verbs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     spied = {verb: noting(verb, command) for verb, command in _fastlane._COMMANDS.items()}
     monkeypatch.setattr(_fastlane, "_COMMANDS", spied)
-    monkeypatch.setattr(_fastlane, "_BY_CLASS", {})
+    monkeypatch.setattr(_driver, "_LANES", {})
     return served
 
 
 def lane_off(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_fastlane, "commands_for", lambda engine, inline: {})
+    monkeypatch.setattr(_fastlane, "fast_verbs", lambda cls, inline: {})
+    monkeypatch.setattr(_driver, "_LANES", {})
 
 
 async def run(
@@ -419,13 +420,13 @@ def test_the_fast_lane_table_of_the_stock_and_derived_classes() -> None:
     from aiosmtpd.lmtp import LMTP
 
     inline = _driver._inline_verbs(SMTP)
-    assert set(_fastlane._fast_verbs(SMTP, inline)) == set(inline)
-    assert _fastlane._fast_verbs(LMTP, _driver._inline_verbs(LMTP)) == {}
-    assert "MAIL" not in _fastlane._fast_verbs(OwnMail, _driver._inline_verbs(OwnMail))
+    assert set(_fastlane.fast_verbs(SMTP, inline)) == set(inline)
+    assert _fastlane.fast_verbs(LMTP, _driver._inline_verbs(LMTP)) == {}
+    assert "MAIL" not in _fastlane.fast_verbs(OwnMail, _driver._inline_verbs(OwnMail))
 
     class OwnEnvelope(SMTP):
         @property
         def envelope(self) -> Envelope:
             return super().envelope
 
-    assert _fastlane._fast_verbs(OwnEnvelope, _driver._inline_verbs(OwnEnvelope)) == {}
+    assert _fastlane.fast_verbs(OwnEnvelope, _driver._inline_verbs(OwnEnvelope)) == {}
