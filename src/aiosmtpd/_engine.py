@@ -294,9 +294,18 @@ class SessionEngine(ReplyOutput, asyncio.Protocol, asyncio.BufferedProtocol):
             drive(self)
         elif not self._driving:
             resume(self)
+        # Input can only pile up while something else holds the session (a task, a
+        # suspended command, paused writes, an outer drive): once drive stopped for want
+        # of input, what is left is shorter than the longest command line.
         if (
             not self._reading_paused
             and not self._closing
+            and (
+                self._task is not None
+                or self._suspended is not None
+                or self._writes.paused
+                or self._driving
+            )
             and self._conn.buffered_size > READ_HIGH_WATER
         ):
             self._reading_paused = True

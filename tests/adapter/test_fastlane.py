@@ -430,3 +430,32 @@ def test_the_fast_lane_table_of_the_stock_and_derived_classes() -> None:
             return super().envelope
 
     assert _fastlane.fast_verbs(OwnEnvelope, _driver._inline_verbs(OwnEnvelope)) == {}
+
+
+@pytest.mark.asyncio
+async def test_reading_pauses_only_while_input_piles_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    from aiosmtpd import _engine
+
+    monkeypatch.setattr(_engine, "READ_HIGH_WATER", 1000)
+    release = asyncio.Event()
+
+    class Slow(Plain):
+        async def handle_NOOP(
+            self, server: SMTP, session: Session, envelope: Envelope, arg: Any
+        ) -> str:
+            await release.wait()
+            return "250 Slow"
+
+    server = SMTP(Slow(), hostname="mx.test")
+    async with SMTPClient(server) as client:
+        await client.command("HELO client.test")
+        # Served in the receive that brought it: nothing is left to pile up.
+        await client.send(b"RSET\r\n" * 300)
+        assert not client.transport.reading_paused
+        assert [r.code for r in await client.replies(300)] == [250] * 300
+        # Behind a hook that is still working, the same input piles up: stop reading.
+        await client.send(b"NOOP\r\n" + b"RSET\r\n" * 300)
+        assert client.transport.reading_paused
+        release.set()
+        assert [r.code for r in await client.replies(301)] == [250] * 301
+        assert not client.transport.reading_paused
