@@ -7,6 +7,9 @@ the session's task the moment user code is about to run (a ``handle_<VERB>`` hoo
 ``smtp_<VERB>`` override, the ``handle_exception`` hook) or a library coroutine must wait
 for something other than input (write back-pressure): ``start_task_for``.
 
+The commands of the fast lane (``_fastlane``: the library's own, with nothing
+configured around them) are plain function calls from ``drive``, no coroutine at all.
+
 Why: an idle connection then holds no task, no coroutine frames and no future (it is
 only its protocol object and the core), and a command costs no task wake-up; user code
 still always runs inside a task (``asyncio.current_task()``, ``asyncio.timeout`` and

@@ -22,8 +22,8 @@ failed TLS check, a call limit reached, an unknown verb) takes the general path.
 function never awaits: where the general path would wait for the peer to read
 (``_emit`` returned True), ``drive`` has the session task wait instead, as the general
 path does. EHLO's lines are all queued before that wait (the general path may wait
-between them): the same bytes, in the same order. ``tests/test_fastlane.py`` runs the same scripted
-sessions through both paths and compares bytes and hook calls.
+between them): the same bytes, in the same order. ``tests/adapter/test_fastlane.py``
+runs scripted sessions through both paths and compares bytes and hook calls.
 Must not know: the core's framing, transports, the session task.
 """
 
