@@ -18,7 +18,8 @@ rest of it is skipped as it arrives: memory stays bounded by that limit plus one
 
 Invariants: the mode changes only through state.py's table (``transition``, or on the hot
 paths a lookup in a table derived from it: ``TRANSITIONS_BY_INPUT``, the verb tables of
-``CoreConfig``, ``_MODE_AFTER_COMMAND_LINE``).  Bytes received in
+``CoreConfig``, ``_MODE_AFTER_COMMAND_LINE``, ``_MODE_AFTER_DATA_END``,
+``_DISCARDING_MODES``).  Bytes received in
 TLS-pending or closed mode are dropped unseen.  ``Rejected``, ``EndOfData`` and
 ``EndOfChunk`` clear the
 current command, so a later ``354``/``220``/``221`` cannot be taken as its reply.
