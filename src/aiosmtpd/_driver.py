@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import types
-from collections.abc import Coroutine, Generator
+from collections.abc import Callable, Coroutine, Generator
 from typing import TYPE_CHECKING, Any
 
 from . import _fastlane as fastlane
@@ -211,15 +211,29 @@ def drive(engine: SessionEngine) -> None:
                 try:
                     work = command(engine, event.arg)
                 except Exception as error:
-                    work = fastlane.answer_error(engine, error)
+                    _step(engine, fastlane.answer_error(engine, error), None)
+                    continue
                 if work is None:
                     if not engine._writes.paused:
                         continue
                     # As the general path (_emit, then push's wait): what is buffered goes
                     # out, and the command waits in the task for the peer to read.
                     engine._flush()
-                    work = engine._writes.wait()
-                _step(engine, work, None)
+                    _step(engine, engine._writes.wait(), None)
+                    continue
+                if (
+                    engine._conn.drained
+                    and not engine._writes.paused
+                    and not engine._reading_paused
+                    and not engine._closing
+                ):
+                    # DATA, and none of its content is here yet: the coroutine's first
+                    # step could only flush and wait for input. Do that much here, and
+                    # let resume() start it when the content arrives.
+                    engine._flush()
+                    engine._suspended = _NotStarted(work)
+                    continue
+                _step(engine, work(), None)
             elif type(event) is Rejected:
                 engine._say(event.reply)
                 if event.close:
@@ -238,11 +252,44 @@ def drive(engine: SessionEngine) -> None:
         engine._end_connection()
 
 
+class _NotStarted(Coroutine[Any, None, None]):
+    """A suspended command whose coroutine is not made yet (``resume`` makes it): an
+    unstarted coroutine dropped with its connection would be reported "never awaited".
+    Behaves as the coroutine would, should anything else send to it."""
+
+    __slots__ = ("_coro", "_start")
+
+    def __init__(self, start: Callable[[], Coroutine[Any, None, None]]) -> None:
+        self._start = start
+        self._coro: Coroutine[Any, None, None] | None = None
+
+    def started(self) -> Coroutine[Any, None, None]:
+        coro = self._coro
+        if coro is None:
+            coro = self._coro = self._start()
+        return coro
+
+    def send(self, value: None) -> Any:
+        return self.started().send(value)
+
+    def throw(self, *args: Any) -> Any:
+        return self.started().throw(*args)
+
+    def close(self) -> None:
+        if self._coro is not None:
+            self._coro.close()
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return self.started().__await__()
+
+
 def resume(engine: SessionEngine) -> None:
     """Continue the task-less suspended command: input arrived, or the peer went away."""
     coro = engine._suspended
     assert coro is not None
     engine._suspended = None
+    if type(coro) is _NotStarted:
+        coro = coro.started()
     engine._driving = True
     try:
         _step(engine, coro, None)

@@ -30,6 +30,7 @@ Must not know: the core's framing, transports, the session task.
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from ._core import replies as R
@@ -40,10 +41,11 @@ if TYPE_CHECKING:
     from ._engine import SessionEngine
     from .smtp import SMTP
 
-#: What ``drive`` calls: ``None`` when the command is done, or the coroutine that goes on
-#: with it (DATA's content) for ``_driver._step`` to run.
+#: What ``drive`` calls: ``None`` when the command is done, or what makes the coroutine
+#: that goes on with it (DATA's content) for ``_driver._step`` to run. That coroutine
+#: starts by reading the content: ``drive`` makes it only once some has arrived.
 #: (The engine is an ``SMTP``: ``fast_verbs`` hands out commands only for those.)
-FastCommand = Callable[[Any, "str | None"], "Coroutine[Any, Any, None] | None"]
+FastCommand = Callable[[Any, "str | None"], "Callable[[], Coroutine[Any, None, None]] | None"]
 
 #: The per-connection gates are checked by ``_driver.drive`` (once per batch of input):
 #: no ``handle_exception`` hook, the TLS check passed, ``require_starttls`` satisfied.
@@ -218,7 +220,7 @@ def _rcpt(engine: SMTP, arg: str | None) -> None:
     engine._send_line(_OK[engine.enhanced_status_codes])
 
 
-def _data(engine: SMTP, arg: str | None) -> Coroutine[Any, Any, None] | None:
+def _data(engine: SMTP, arg: str | None) -> Callable[[], Coroutine[Any, None, None]] | None:
     session = engine.session
     # _helo_given() and _auth_satisfied(), called only when one of them refuses.
     if (not session.host_name or (engine._auth_required and not session.authenticated)) and (
@@ -247,8 +249,8 @@ def _data(engine: SMTP, arg: str | None) -> Coroutine[Any, Any, None] | None:
         or "DATA" in engine._handle_hooks
         or getattr(engine.event_handler, "process_message", None) is not None
     ):
-        return engine._receive_and_deliver()  # user code, or decoding: the general path
-    return _receive(engine)
+        return engine._receive_and_deliver  # user code, or decoding: the general path
+    return partial(_receive, engine)
 
 
 async def _receive(engine: SMTP) -> None:

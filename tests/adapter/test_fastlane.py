@@ -26,6 +26,7 @@ from aiosmtpd.testing.transport import SMTPClient
 Step = tuple[bytes, int]
 
 BODY = b"Subject: hi\r\n\r\n..dot-stuffed\r\nbody\r\n.\r\n"
+UNSTUFFED = b"Subject: hi\r\n\r\n.dot-stuffed\r\nbody\r\n"
 
 
 class PushingSMTP(SMTP):
@@ -182,6 +183,8 @@ LOCK_STEP = [
 
 PIPELINED = [
     (b"EHLO client.test\r\n", 1),
+    # A client that does not wait for the 354: the content is there with the DATA.
+    (b"MAIL FROM:<z@example.com>\r\nRCPT TO:<y@example.com>\r\nDATA\r\n" + BODY, 4),
     (b"MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n", 3),
     (BODY + b"MAIL FROM:<c@example.com>\r\nRCPT TO:<d@example.com>\r\nDATA\r\n", 4),
     (BODY + b"RSET\r\nNOOP\r\nMAIL FROM:<e@example.com>\r\nRSET\r\nQUIT\r\n", 5),
@@ -313,7 +316,7 @@ async def test_logged_commands_are_the_same(
 async def test_fast_lane_serves_the_plain_session(fast_verbs: list[str]) -> None:
     await run(PIPELINED)
     assert fast_verbs == [
-        *("EHLO", "MAIL", "RCPT", "DATA", "MAIL", "RCPT", "DATA"),
+        *("EHLO", "MAIL", "RCPT", "DATA", "MAIL", "RCPT", "DATA", "MAIL", "RCPT", "DATA"),
         *("RSET", "NOOP", "MAIL", "RSET", "QUIT"),
     ]
 
@@ -340,8 +343,8 @@ async def test_a_subclass_overriding_push_or_the_hook_call_has_no_fast_lane(
 async def test_a_hook_keeps_its_verb_off_the_fast_lane(fast_verbs: list[str]) -> None:
     output, calls = await run(PIPELINED, handler=hooked("MAIL"))
     assert "MAIL" not in fast_verbs
-    assert [call[0] for call in calls] == ["MAIL", "MAIL", "MAIL"]
-    assert output.count(b"250 Hooked\r\n") == 3
+    assert [call[0] for call in calls] == ["MAIL"] * 4
+    assert output.count(b"250 Hooked\r\n") == 4
 
 
 @pytest.mark.asyncio
@@ -459,3 +462,60 @@ async def test_reading_pauses_only_while_input_piles_up(monkeypatch: pytest.Monk
         release.set()
         assert [r.code for r in await client.replies(301)] == [250] * 301
         assert not client.transport.reading_paused
+
+
+@pytest.mark.asyncio
+async def test_data_waits_for_its_content_without_a_coroutine() -> None:
+    handler = hooked("DATA")
+    server = SMTP(handler, hostname="mx.test")
+    async with SMTPClient(server) as client:
+        await client.command("HELO client.test")
+        await client.send(b"MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n")
+        assert [r.code for r in await client.replies(3)] == [250, 250, 354]
+        parked = server._suspended
+        assert parked is not None
+        assert getattr(parked, "_coro", "started") is None
+        await client.send(BODY[:10])  # part of the content: now the coroutine runs
+        assert server._suspended is not None
+        assert server._suspended is not parked
+        await client.send(BODY[10:])
+        assert (await client.reply()).code == 250
+        # The hook ran once, on the whole message.
+        assert [(call[0], call[3][-1]) for call in handler.calls] == [("DATA", UNSTUFFED)]
+        assert server._suspended is None
+
+
+@pytest.mark.asyncio
+async def test_a_connection_lost_while_data_waits_leaves_nothing_behind() -> None:
+    import gc
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        server = SMTP(Plain(), hostname="mx.test")
+        client = SMTPClient(server)
+        await client.connect()
+        await client.send(b"HELO c\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<d@e.f>\r\nDATA\r\n")
+        assert [r.code for r in await client.replies(4)] == [250, 250, 250, 354]
+        assert server._suspended is not None
+        await client.close()
+        assert server._suspended is None
+        del server, client
+        gc.collect()
+    assert [str(w.message) for w in caught] == []
+
+
+@pytest.mark.asyncio
+async def test_eof_behind_data_while_writes_are_paused_ends_the_session() -> None:
+    server = SMTP(Plain(), hostname="mx.test")
+    async with SMTPClient(server) as client:
+        await client.command("HELO client.test")
+        await client.send(b"MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\n")
+        await client.replies(2)
+        server.pause_writing()
+        await client.send(b"DATA\r\n")
+        server.eof_received()
+        server.resume_writing()  # DATA is served now, with the EOF already in the core
+        assert (await client.reply()).code == 354
+        async with asyncio.timeout(5):  # not the idle timeout: the EOF is seen at once
+            await client.wait_closed()

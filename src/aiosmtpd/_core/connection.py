@@ -223,6 +223,12 @@ class ServerConnection:
     # --- public API ---------------------------------------------------------------------
 
     @property
+    def drained(self) -> bool:
+        """Nothing received is unconsumed and the peer has not closed: ``next_event``
+        can only return ``NEED_DATA`` (or ``PAUSED``) until more data is received."""
+        return self._pos == len(self._buf) and not self._eof
+
+    @property
     def buffered_size(self) -> int:
         """Octets received and not yet consumed (for the driver's back-pressure)."""
         return len(self._buf) - self._pos
