@@ -289,7 +289,7 @@ def resume(engine: SessionEngine) -> None:
     assert coro is not None
     engine._suspended = None
     if type(coro) is _NotStarted:
-        coro = coro.started()
+        coro = coro.started()  # (made here: nothing else sends to it)
     engine._driving = True
     try:
         _step(engine, coro, None)
