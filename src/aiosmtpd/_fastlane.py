@@ -120,8 +120,14 @@ def _ehlo(engine: SMTP, hostname: str | None) -> None:
     lines = engine._ehlo_lines()
     lines.append("250 HELP")
     session.host_name = hostname
+    # _emit for each line, with the checks it makes once for all of them.
+    encoding = "utf-8" if engine.enable_SMTPUTF8 else "ascii"
     for line in lines:
-        engine._emit(line)
+        data = line.encode(encoding)
+        if b"\n" in data or b"\r" in data:
+            engine._emit(data)
+        else:
+            engine._send_line(data)
 
 
 def _noop(engine: SMTP, arg: str | None) -> None:

@@ -519,3 +519,20 @@ async def test_eof_behind_data_while_writes_are_paused_ends_the_session() -> Non
         assert (await client.reply()).code == 354
         async with asyncio.timeout(5):  # not the idle timeout: the EOF is seen at once
             await client.wait_closed()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"hostname": "mx.t\xe9st"},
+        {"hostname": "mx.t\xe9st", "enable_SMTPUTF8": True},
+    ],
+    ids=["non-ascii", "non-ascii-smtputf8"],
+)
+async def test_ehlo_lines_with_an_unusual_hostname_agree(
+    monkeypatch: pytest.MonkeyPatch, fast_verbs: list[str], options: dict[str, Any]
+) -> None:
+    script = lines(b"EHLO client.test", b"NOOP", b"QUIT")
+    await three_ways(monkeypatch, fast_verbs, script, **options)
+    assert "EHLO" in fast_verbs
