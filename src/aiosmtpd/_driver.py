@@ -7,6 +7,9 @@ the session's task the moment user code is about to run (a ``handle_<VERB>`` hoo
 ``smtp_<VERB>`` override, the ``handle_exception`` hook) or a library coroutine must wait
 for something other than input (write back-pressure): ``start_task_for``.
 
+The commands of the fast lane (``_fastlane``: the library's own, with nothing
+configured around them) are plain function calls from ``drive``, no coroutine at all.
+
 Why: an idle connection then holds no task, no coroutine frames and no future (it is
 only its protocol object and the core), and a command costs no task wake-up; user code
 still always runs inside a task (``asyncio.current_task()``, ``asyncio.timeout`` and
@@ -24,12 +27,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import types
-from collections.abc import Coroutine, Generator
+from collections.abc import Callable, Coroutine, Generator
 from typing import TYPE_CHECKING, Any
 
+from . import _fastlane as fastlane
 from ._core import replies as R
-from ._core.events import Command, ConnectionClosed, Rejected
-from ._session import _ConnectionGone
+from ._core.events import NEED_DATA, PAUSED, Command, ConnectionClosed, Event, Rejected, Sentinel
+from ._session import _ConnectionGone, sanitized_log
 
 if TYPE_CHECKING:
     from ._engine import SessionEngine
@@ -89,6 +93,9 @@ _INLINE_HELPERS = (
     "_mail_esmtp_extra",
     "_rcpt_esmtp_extra",
     "_next_event",
+    "_ready_event",
+    "_poll",
+    "_input_drained",
     "_wait_for_input",
     "_read_message",
     "_receive_and_deliver",
@@ -124,6 +131,18 @@ def _inline_verbs(cls: type) -> frozenset[str]:
     return verbs
 
 
+#: Per class: the verbs ``drive`` may serve, and those of them with a fast-lane command.
+_LANES: dict[type, tuple[frozenset[str], dict[str, fastlane.FastCommand]]] = {}
+_NO_VERBS: frozenset[str] = frozenset()
+_NO_COMMANDS: dict[str, fastlane.FastCommand] = {}
+
+
+def _lanes(cls: type) -> tuple[frozenset[str], dict[str, fastlane.FastCommand]]:
+    inline = _inline_verbs(cls)
+    lanes = _LANES[cls] = (inline, fastlane.fast_verbs(cls, inline) if inline else _NO_COMMANDS)
+    return lanes
+
+
 def drive(engine: SessionEngine) -> None:
     """Serve what the core has buffered, from a protocol callback; no task is running.
 
@@ -134,20 +153,87 @@ def drive(engine: SessionEngine) -> None:
         return  # re-entered from a callback we caused: the outer loop sees the new input
     engine._driving = True
     # A command is served here when its verb is inline-safe for the class, the handler
-    # has no hook for it (DATA's runs behind _enter_task) and no handle_exception hook.
+    # has no hook for it (DATA's runs behind _enter_task) and no handle_exception hook;
+    # in the fast lane when nothing else is configured around it either (_fastlane).
     hooks = engine._handle_hooks
-    inline = frozenset() if "exception" in hooks else _inline_verbs(type(engine))
+    inline, fast = _LANES.get(type(engine)) or _lanes(type(engine))
+    if "exception" in hooks:
+        inline, fast = _NO_VERBS, _NO_COMMANDS
+    elif fast and (
+        not engine._tls_handshake_okay or (engine.require_starttls and not engine._tls_active)
+    ):
+        fast = _NO_COMMANDS
+    log_commands: bool | None = None  # asked when the first fast command is served
+    touched = False
     try:
         while engine._task is None and engine._suspended is None:
-            event = engine._ready_event()
+            event: Event | Sentinel | None
+            if (
+                engine._closing
+                or engine._shutdown_requested
+                or engine._writes.paused
+                or not inline  # a class that overrides _ready_event or _poll, say
+            ):
+                event = engine._ready_event()
+            else:
+                # _ready_event's common case, inlined: one core call per event. The idle
+                # timer restarts once per batch (no time passes between its events).
+                event = engine._conn.next_event()
+                if event is NEED_DATA:
+                    engine._flush()  # _input_drained's common case (reading not paused)
+                    if engine._reading_paused:
+                        engine._input_drained()
+                    break
+                if event is PAUSED:
+                    event = engine._ready_event()
+                elif not touched:
+                    engine._timer.touch()
+                    touched = True
             if event is None:
                 break
             if type(event) is Command:
                 verb = event.verb
-                if verb in inline and (verb not in hooks or verb in GATED_HOOK_VERBS):
-                    _step(engine, engine._on_command(event), None)
-                else:
+                if verb not in inline or (verb in hooks and verb not in GATED_HOOK_VERBS):
                     start_task_for(engine, engine._dispatch(event))
+                    continue
+                command = fast.get(verb)
+                if command is None or (
+                    engine._enforce_call_limit and not fastlane.within_call_limit(engine, verb)
+                ):
+                    _step(engine, engine._on_command(event), None)
+                    continue
+                # The fast lane: what _on_command does once its gates passed (they do).
+                engine._after_auth = False
+                if log_commands is None:
+                    log_commands = log.isEnabledFor(logging.INFO)
+                if log_commands:
+                    sanitized_log(log.info, "%r >> %r", engine.session.peer, event.raw)
+                try:
+                    work = command(engine, event.arg)
+                except Exception as error:
+                    _step(engine, fastlane.answer_error(engine, error), None)
+                    continue
+                if work is None:
+                    if not engine._writes.paused:
+                        continue
+                    # As the general path (_emit, then push's wait): what is buffered goes
+                    # out, and the command waits in the task for the peer to read.
+                    engine._flush()
+                    _step(engine, engine._writes.wait(), None)
+                    continue
+                if (
+                    engine._conn.drained
+                    and not engine._writes.paused
+                    and not engine._reading_paused
+                    and not engine._closing
+                ):
+                    # DATA, and none of its content is here yet: the coroutine's first
+                    # step could only flush and wait for input. Do that much here, and
+                    # let resume() start it when the content arrives.
+                    engine._flush()
+                    engine._suspended = _NotStarted(work)
+                    continue
+                _step(engine, work(), None)
             elif type(event) is Rejected:
                 engine._say(event.reply)
                 if event.close:
@@ -166,11 +252,44 @@ def drive(engine: SessionEngine) -> None:
         engine._end_connection()
 
 
+class _NotStarted(Coroutine[Any, None, None]):
+    """A suspended command whose coroutine is not made yet (``resume`` makes it): an
+    unstarted coroutine dropped with its connection would be reported "never awaited".
+    Behaves as the coroutine would, should anything else send to it."""
+
+    __slots__ = ("_coro", "_start")
+
+    def __init__(self, start: Callable[[], Coroutine[Any, None, None]]) -> None:
+        self._start = start
+        self._coro: Coroutine[Any, None, None] | None = None
+
+    def started(self) -> Coroutine[Any, None, None]:
+        coro = self._coro
+        if coro is None:
+            coro = self._coro = self._start()
+        return coro
+
+    def send(self, value: None) -> Any:
+        return self.started().send(value)
+
+    def throw(self, *args: Any) -> Any:
+        return self.started().throw(*args)
+
+    def close(self) -> None:
+        if self._coro is not None:
+            self._coro.close()
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return self.started().__await__()
+
+
 def resume(engine: SessionEngine) -> None:
     """Continue the task-less suspended command: input arrived, or the peer went away."""
     coro = engine._suspended
     assert coro is not None
     engine._suspended = None
+    if type(coro) is _NotStarted:
+        coro = coro.started()  # (made here: nothing else sends to it)
     engine._driving = True
     try:
         _step(engine, coro, None)

@@ -296,10 +296,25 @@ class SessionEngine(ReplyOutput, asyncio.Protocol, asyncio.BufferedProtocol):
             self._wake()
             return
         self._conn.receive_data(data)
-        self._kick()
+        # _kick, inlined (once per receive).
+        if self._task is not None:
+            self._wake()
+        elif self._suspended is None:
+            drive(self)
+        elif not self._driving:
+            resume(self)
+        # Input can only pile up while something else holds the session (a task, a
+        # suspended command, paused writes, an outer drive): once drive stopped for want
+        # of input, what is left is shorter than the longest command line.
         if (
             not self._reading_paused
             and not self._closing
+            and (
+                self._task is not None
+                or self._suspended is not None
+                or self._writes.paused
+                or self._driving
+            )
             and self._conn.buffered_size > READ_HIGH_WATER
         ):
             self._reading_paused = True
@@ -442,12 +457,16 @@ class SessionEngine(ReplyOutput, asyncio.Protocol, asyncio.BufferedProtocol):
             return None
         event = self._poll()
         if event is NEED_DATA:
-            self._flush()
-            if self._reading_paused and not self._lost:
-                self._reading_paused = False
-                self._active_transport.resume_reading()
+            self._input_drained()
             return None
         return None if event is PAUSED else event
+
+    def _input_drained(self) -> None:
+        """The core needs more input: send the replies of the group, read again."""
+        self._flush()
+        if self._reading_paused and not self._lost:
+            self._reading_paused = False
+            self._active_transport.resume_reading()
 
     async def _next_event(self) -> Event | None:
         """The next core event inside a command (DATA content, an AUTH line, a chunk),

@@ -43,7 +43,7 @@ class ReplyOutput:
     @property
     def _active_transport(self) -> Any:
         streams = self._streams
-        transport = streams[1]._transport if streams is not None else None
+        transport: Any = streams[1]._transport if streams is not None else None
         return transport if transport is not None else self.transport
 
     @property
@@ -107,7 +107,10 @@ class ReplyOutput:
         data = b"".join(out) if len(out) > 1 else out[0]
         self._out = None
         self._out_size = 0
-        transport = self._active_transport
+        streams = self._streams  # _active_transport, inlined (once per pipelined group)
+        transport: Any = streams[1]._transport if streams is not None else None
+        if transport is None:
+            transport = self.transport
         if transport is not None and not transport.is_closing():
             transport.write(data)
 

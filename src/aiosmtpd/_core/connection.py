@@ -18,7 +18,8 @@ rest of it is skipped as it arrives: memory stays bounded by that limit plus one
 
 Invariants: the mode changes only through state.py's table (``transition``, or on the hot
 paths a lookup in a table derived from it: ``TRANSITIONS_BY_INPUT``, the verb tables of
-``CoreConfig``, ``_MODE_AFTER_COMMAND_LINE``).  Bytes received in
+``CoreConfig``, ``_MODE_AFTER_COMMAND_LINE``, ``_MODE_AFTER_DATA_END``,
+``_DISCARDING_MODES``).  Bytes received in
 TLS-pending or closed mode are dropped unseen.  ``Rejected``, ``EndOfData`` and
 ``EndOfChunk`` clear the
 current command, so a later ``354``/``220``/``221`` cannot be taken as its reply.
@@ -40,6 +41,7 @@ from .events import (
     AuthLine,
     Command,
     ConnectionClosed,
+    DataChunk,
     EndOfChunk,
     EndOfData,
     Event,
@@ -90,6 +92,14 @@ _REPLY_CACHE_SIZE: Final = 256
 _LINE_ACTION, _MODE_AFTER_COMMAND_LINE = TRANSITIONS[Mode.COMMAND, Input.LINE]
 if _LINE_ACTION is not Action.EMIT_COMMAND:  # pragma: no cover - a table edit broke it
     raise AssertionError("a command line in command mode must emit a Command")
+#: The modes in which received bytes are dropped unseen, and the mode after the end of
+#: message content: both from the table, for the per-receive and per-message hot paths.
+_DISCARDING_MODES: Final = frozenset(
+    mode for mode in Mode if TRANSITIONS[mode, Input.BYTES][0] is Action.DISCARD
+)
+_END_ACTION, _MODE_AFTER_DATA_END = TRANSITIONS[Mode.DATA, Input.DATA_END]
+if _END_ACTION is not Action.EMIT_END_OF_DATA:  # pragma: no cover - a table edit broke it
+    raise AssertionError("the end of message content must emit EndOfData")
 _COMMAND_MODE: Final = Mode.COMMAND
 _DATA_MODE: Final = Mode.DATA
 _AUTH_LINE_MODE: Final = Mode.AUTH_LINE
@@ -213,14 +223,10 @@ class ServerConnection:
     # --- public API ---------------------------------------------------------------------
 
     @property
-    def _mode(self) -> Mode:
-        # The DATA-path methods (receive_data, _next_data_event) predate ``mode`` being a
-        # plain attribute; this alias keeps them as they are.
-        return self.mode
-
-    @_mode.setter
-    def _mode(self, mode: Mode) -> None:
-        self.mode = mode
+    def drained(self) -> bool:
+        """Nothing received is unconsumed and the peer has not closed: ``next_event``
+        can only return ``NEED_DATA`` (or ``PAUSED``) until more data is received."""
+        return self._pos == len(self._buf) and not self._eof
 
     @property
     def buffered_size(self) -> int:
@@ -232,11 +238,14 @@ class ServerConnection:
 
         Any bytes-like object is copied, so the driver may reuse its receive buffer.
         """
-        action, _ = transition(self._mode, Input.BYTES if data else Input.PEER_EOF)
-        if action is Action.DISCARD or self._eof:
-            return
-        if not data:
-            self._eof = True
+        if data:
+            # Bytes are buffered in every mode that does not discard them (the table).
+            if self.mode in _DISCARDING_MODES or self._eof:
+                return
+        else:
+            action, _ = transition(self.mode, Input.PEER_EOF)
+            if action is not Action.DISCARD:
+                self._eof = True
             return
         buf = self._buf
         removed = self._pos
@@ -267,6 +276,11 @@ class ServerConnection:
                 start = self._pos
                 self._pos = self._scan_from = newline + 1
                 event = self._line_event(start, newline)
+            elif newline < 0 and self._pos == len(self._buf) and not self._eof:
+                # Everything consumed (a skipped line's rest too): what _next_line_event
+                # would conclude, without the call.
+                self._scan_from = self._pos
+                event = NEED_DATA
             else:
                 event = self._next_line_event(newline)
         if self._pos >= _COMPACT_MIN and self._pos * 2 >= len(self._buf):
@@ -442,11 +456,14 @@ class ServerConnection:
         event, self._pos = reader.read(self._buf, self._pos, self._eof)
         if event is None:
             return NEED_DATA
-        if isinstance(event, ConnectionClosed):
-            return self._peer_closed()
-        if not isinstance(event, EndOfData | EndOfChunk):
+        kind = type(event)
+        if kind is DataChunk:
             return event
-        _, self._mode = transition(self._mode, Input.DATA_END)
+        if kind is ConnectionClosed:
+            return self._peer_closed()
+        if kind is not EndOfData and kind is not EndOfChunk:
+            return event
+        self.mode = _MODE_AFTER_DATA_END
         self._data_reader = None
         self._current_verb = None
         self._scan_from = self._pos

@@ -1,0 +1,293 @@
+"""The fast lane: the library's own commands as plain functions, when nothing is around them.
+
+Owns: ``fast_verbs``, which says per class which verbs ``_driver.drive`` may serve
+by calling a synchronous function here instead of running the general path
+(``_on_command`` -> the ``smtp_<VERB>`` coroutine -> ``_step``), and those functions:
+HELO, EHLO, MAIL, RCPT, RSET, NOOP, QUIT and DATA up to its ``354`` (the content is then
+collected by a coroutine, as in the general path, but a single one when the message
+needs no user code: ``_receive``).
+
+Why: for the common case the general path creates and steps two coroutines per command
+and re-checks, per command, things that cannot change during a connection (overrides,
+hooks). Here they are decided once per class (``fast_verbs``) and once per batch of
+input (in ``drive``).
+
+Invariants: a function here does exactly what ``SMTP.smtp_<VERB>`` does when the class
+keeps the library's ``smtp_<VERB>``, its helpers (``_driver._inline_verbs``), ``push``,
+``_call_handler_hook`` and the checks (``smtp._plain_steps``), and the handler has no
+``handle_<VERB>`` hook: the same replies, in the same order, through the same helpers
+(``_say``, ``_emit``, ``_parse_path_arg`` ...), and the same state changes. Anything
+else (a hook, an override, ``handle_exception``, ``require_starttls`` before TLS, a
+failed TLS check, a call limit reached, an unknown verb) takes the general path. A
+function never awaits: where the general path would wait for the peer to read
+(``_emit`` returned True), ``drive`` has the session task wait instead, as the general
+path does. EHLO's lines are all queued before that wait (the general path may wait
+between them): the same bytes, in the same order. ``tests/adapter/test_fastlane.py``
+runs scripted sessions through both paths and compares bytes and hook calls.
+Must not know: the core's framing, transports, the session task.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from ._core import replies as R
+from ._core import syntax as S
+from ._core.events import EndOfData
+
+if TYPE_CHECKING:
+    from ._engine import SessionEngine
+    from .smtp import SMTP
+
+#: What ``drive`` calls: ``None`` when the command is done, or what makes the coroutine
+#: that goes on with it (DATA's content) for ``_driver._step`` to run. That coroutine
+#: starts by reading the content: ``drive`` makes it only once some has arrived.
+#: (The engine is an ``SMTP``: ``fast_verbs`` hands out commands only for those.)
+FastCommand = Callable[[Any, "str | None"], "Callable[[], Coroutine[Any, None, None]] | None"]
+
+#: The per-connection gates are checked by ``_driver.drive`` (once per batch of input):
+#: no ``handle_exception`` hook, the TLS check passed, ``require_starttls`` satisfied.
+#: Checked per command there too: the verb's hook (DATA's may exist: it runs after the
+#: content, behind the same coroutine as in the general path) and the call limit.
+
+
+def fast_verbs(cls: type, inline: frozenset[str]) -> dict[str, FastCommand]:
+    """The fast-lane commands of ``cls`` (decided once per class): those of ``inline``
+    (the verbs ``drive`` may serve at all, ``_driver._inline_verbs``) whose
+    ``smtp_<VERB>`` is ``SMTP``'s own, if the class keeps the ``envelope`` property."""
+    from ._engine import SessionEngine
+    from .smtp import SMTP
+
+    if not issubclass(cls, SMTP) or cls.envelope is not SessionEngine.envelope:
+        return {}
+    return {
+        verb: command
+        for verb, command in _COMMANDS.items()
+        if verb in inline and getattr(cls, "smtp_" + verb) is getattr(SMTP, "smtp_" + verb)
+    }
+
+
+def within_call_limit(engine: SessionEngine, verb: str) -> bool:
+    """Count the call as ``_on_command`` does; ``False`` (count undone) when the limit is
+    passed: the general path then counts it again and answers it."""
+    counts = engine._call_counts
+    if counts is None:
+        counts = engine._call_counts = {}
+    count = counts.get(verb, 0) + 1
+    if count > engine._call_limits.get(verb, engine._call_limit_default):
+        return False
+    counts[verb] = count
+    return True
+
+
+async def answer_error(engine: SessionEngine, error: Exception) -> None:
+    """A fast command raised: what ``_on_command`` does with it."""
+    await engine.push(await engine.handle_exception(error))
+
+
+# --- the commands (each mirrors its smtp_<VERB> with no hook and no override) ---------
+
+
+#: ``R.OK.line(enhanced_status_codes)`` (what ``_say`` sends) and the like, indexed by
+#: that flag.
+_OK = (R.OK.line(False), R.OK.line(True))
+_BYE = (R.BYE.line(False), R.BYE.line(True))
+_START_DATA = (R.START_DATA.line(False), R.START_DATA.line(True))
+#: ``parse_esmtp_params("")`` (never mutated: without options nothing is added to it).
+_NO_PARAMS = S.EsmtpParams([], {})
+
+
+def _helo(engine: SMTP, hostname: str | None) -> None:
+    if not hostname:
+        engine._say(R.HELO_SYNTAX)
+        return
+    engine._set_rset_state()
+    session = engine.session
+    session.extended_smtp = False
+    session.host_name = hostname
+    engine._emit(engine._render(R.HELO_OK, hostname=engine.hostname))
+
+
+def _ehlo(engine: SMTP, hostname: str | None) -> None:
+    if not hostname:
+        engine._say(R.EHLO_SYNTAX)
+        return
+    engine._set_rset_state()
+    session = engine.session
+    session.extended_smtp = True
+    lines = engine._ehlo_lines()
+    lines.append("250 HELP")
+    session.host_name = hostname
+    # _emit for each line, with the checks it makes once for all of them.
+    encoding = "utf-8" if engine.enable_SMTPUTF8 else "ascii"
+    for line in lines:
+        data = line.encode(encoding)
+        if b"\n" in data or b"\r" in data:
+            engine._emit(data)
+        else:
+            engine._send_line(data)
+
+
+def _noop(engine: SMTP, arg: str | None) -> None:
+    engine._send_line(_OK[engine.enhanced_status_codes])
+
+
+def _quit(engine: SMTP, arg: str | None) -> None:
+    if arg:
+        engine._say(R.QUIT_SYNTAX)
+        return
+    engine._send_line(_BYE[engine.enhanced_status_codes])
+    engine._close_after_reply()
+
+
+def _rset(engine: SMTP, arg: str | None) -> None:
+    if arg:
+        engine._say(R.RSET_SYNTAX)
+        return
+    engine._set_rset_state()
+    engine._send_line(_OK[engine.enhanced_status_codes])
+
+
+def _mail(engine: SMTP, arg: str | None) -> None:
+    session = engine.session
+    # _helo_given() and _auth_satisfied(), called only when one of them refuses.
+    if (not session.host_name or (engine._auth_required and not session.authenticated)) and (
+        not engine._helo_given() or not engine._auth_satisfied("MAIL")
+    ):
+        return
+    syntax_error = R.MAIL_SYNTAX_ESMTP if session.extended_smtp else R.MAIL_SYNTAX
+    path = S.parse_path_argument(arg or "", "FROM:")
+    if type(path) is tuple and not path[1] and not engine.local_part_limit:
+        address, params = path[0], _NO_PARAMS  # what _parse_path_arg makes of it
+    else:
+        parsed = engine._parse_path_arg(arg, "FROM:", syntax_error)
+        if parsed is None:
+            return
+        address, params = parsed
+    envelope = engine._envelope  # the envelope property (kept by the class), inlined
+    if envelope is None:
+        envelope = engine.envelope
+    if envelope.mail_from:
+        engine._say(R.NESTED_MAIL)
+        return
+    if params.options:
+        checked = engine._mail_params(params, syntax_error)
+        if checked is None:
+            return
+        options, smtputf8, binarymime = checked
+    else:
+        options, smtputf8, binarymime = params.options, False, False
+    envelope.smtp_utf8 = smtputf8
+    engine._binarymime_envelope = envelope if binarymime else None
+    envelope.mail_from = address
+    envelope.mail_options.extend(options)
+    engine._send_line(_OK[engine.enhanced_status_codes])
+
+
+def _rcpt(engine: SMTP, arg: str | None) -> None:
+    session = engine.session
+    # _helo_given() and _auth_satisfied(), called only when one of them refuses.
+    if (not session.host_name or (engine._auth_required and not session.authenticated)) and (
+        not engine._helo_given() or not engine._auth_satisfied("RCPT")
+    ):
+        return
+    envelope = engine._envelope  # the envelope property (kept by the class), inlined
+    if envelope is None:
+        envelope = engine.envelope
+    if not envelope.mail_from:
+        engine._say(R.NEED_MAIL)
+        return
+    syntax_error = R.RCPT_SYNTAX_ESMTP if session.extended_smtp else R.RCPT_SYNTAX
+    path = S.parse_path_argument(arg or "", "TO:")
+    if type(path) is tuple and not path[1] and not engine.local_part_limit:
+        address, params = path[0], _NO_PARAMS  # what _parse_path_arg makes of it
+    else:
+        parsed = engine._parse_path_arg(arg, "TO:", syntax_error)
+        if parsed is None:
+            return
+        address, params = parsed
+    options = params.options
+    if options:
+        from ._extensions import take_rcpt_params  # (imports _engine, which imports us)
+
+        values = dict(params.values)
+        taken = take_rcpt_params(values, options, dsn=engine.enable_DSN)
+        if isinstance(taken, R.Reply):
+            engine._say(taken)
+            return
+        if values:
+            engine._say(R.RCPT_PARAMS_UNRECOGNIZED)
+            return
+        options = taken
+    envelope.rcpt_tos.append(address)
+    envelope.rcpt_options.extend(options)
+    engine._send_line(_OK[engine.enhanced_status_codes])
+
+
+def _data(engine: SMTP, arg: str | None) -> Callable[[], Coroutine[Any, None, None]] | None:
+    session = engine.session
+    # _helo_given() and _auth_satisfied(), called only when one of them refuses.
+    if (not session.host_name or (engine._auth_required and not session.authenticated)) and (
+        not engine._helo_given() or not engine._auth_satisfied("DATA")
+    ):
+        return None
+    envelope = engine._envelope  # the envelope property (kept by the class), inlined
+    if envelope is None:
+        envelope = engine.envelope
+    if not envelope.rcpt_tos:
+        engine._say(R.NEED_RCPT)
+        return None
+    if arg:
+        engine._say(R.DATA_SYNTAX)
+        return None
+    if engine._binarymime_envelope is envelope:
+        engine._say(R.BDAT_BINARYMIME_NEEDS_BDAT)
+        return None
+    transfer = engine._chunk_transfer  # engine._current_transfer(), without the call
+    if transfer is not None and transfer.envelope is envelope:
+        engine._say(R.BDAT_DATA_AFTER_BDAT)
+        return None
+    engine._send_line(_START_DATA[engine.enhanced_status_codes])
+    if (
+        engine._decode_data
+        or "DATA" in engine._handle_hooks
+        or getattr(engine.event_handler, "process_message", None) is not None
+    ):
+        return engine._receive_and_deliver  # user code, or decoding: the general path
+    return partial(_receive, engine)
+
+
+async def _receive(engine: SMTP) -> None:
+    """``_receive_and_deliver`` for a message that no user code sees: collect, answer."""
+    received = await engine._read_message()
+    envelope = engine._envelope  # the envelope property (kept by the class), inlined
+    if envelope is None:
+        envelope = engine.envelope
+    if isinstance(received, EndOfData):
+        assert received.error is not None
+        engine._set_rset_state()
+        status = received.error.line(engine.enhanced_status_codes)
+    else:
+        content = received[0]
+        envelope.content = content
+        envelope.original_content = content
+        engine._set_rset_state()
+        status = _OK[engine.enhanced_status_codes]
+    engine._send_line(status)  # _emit, for a line known to be one line of bytes
+    if engine._writes.paused:
+        engine._flush()
+        await engine._writes.wait()
+
+
+_COMMANDS: dict[str, FastCommand] = {
+    "DATA": _data,
+    "EHLO": _ehlo,
+    "HELO": _helo,
+    "MAIL": _mail,
+    "NOOP": _noop,
+    "QUIT": _quit,
+    "RCPT": _rcpt,
+    "RSET": _rset,
+}
