@@ -107,6 +107,22 @@ def test_ratios_and_target_verdicts() -> None:
     assert "pipelined: CPU/1k <= 1/5 of 1.4.6" not in verdicts  # scenario not run
 
 
+@pytest.mark.parametrize(
+    ("uvloop_cpu", "expected"), [(0.099, "met"), (0.1, "met"), (0.101, "missed")]
+)
+def test_the_uvloop_rows_compare_with_smtp_sink(uvloop_cpu: float, expected: str) -> None:
+    doc = document(project_ok=True)
+    for name in ("aiosmtpd-2-uvloop", "smtp-sink"):
+        doc["servers"].append({"name": name, "description": "", "available": True, "error": None})
+    small = doc["results"]["small"]
+    small["smtp-sink"] = {"ok": True, "cpu_s_per_1k": 0.05, "msgs_per_s": 1.0, "peak_rss_kb": 1}
+    small["aiosmtpd-2-uvloop"] = dict(small["smtp-sink"], cpu_s_per_1k=uvloop_cpu)
+    rows = [row for row in report.target_rows(doc) if "smtp-sink" in row[0]]
+    # Only the uvloop variant has the row, and it is measured against smtp-sink (2x at most).
+    assert [(row[1], row[3]) for row in rows] == [("aiosmtpd-2-uvloop", expected)]
+    assert rows[0][2].endswith("of smtp-sink")
+
+
 def test_a_failed_server_renders_as_pending_never_as_a_number() -> None:
     doc = document(project_ok=False)
     text = report.markdown(doc)
