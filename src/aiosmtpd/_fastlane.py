@@ -22,7 +22,11 @@ failed TLS check, a call limit reached, an unknown verb) takes the general path.
 function never awaits: where the general path would wait for the peer to read
 (``_emit`` returned True), ``drive`` has the session task wait instead, as the general
 path does. EHLO's lines are all queued before that wait (the general path may wait
-between them): the same bytes, in the same order. ``tests/adapter/test_fastlane.py``
+between them): the same bytes, in the same order. EHLO's continuation lines and HELO's
+reply are rendered once per value of everything they are made of (``_EHLO_BLOCKS``,
+``_HELO_LINES``: hostname, limits, options, TLS state, AUTH mechanisms) and EHLO's are
+queued as one piece; the core is handed only the final ``250 HELP``, the one line of
+the reply it acts on (``ReplyOutput._send_continuations``). ``tests/adapter/test_fastlane.py``
 runs scripted sessions through both paths and compares bytes and hook calls.
 Must not know: the core's framing, transports, the session task.
 """
