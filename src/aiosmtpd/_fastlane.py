@@ -22,7 +22,11 @@ failed TLS check, a call limit reached, an unknown verb) takes the general path.
 function never awaits: where the general path would wait for the peer to read
 (``_emit`` returned True), ``drive`` has the session task wait instead, as the general
 path does. EHLO's lines are all queued before that wait (the general path may wait
-between them): the same bytes, in the same order. ``tests/adapter/test_fastlane.py``
+between them): the same bytes, in the same order. EHLO's continuation lines and HELO's
+reply are rendered once per value of everything they are made of (``_EHLO_BLOCKS``,
+``_HELO_LINES``: hostname, limits, options, TLS state, AUTH mechanisms) and EHLO's are
+queued as one piece; the core is handed only the final ``250 HELP``, the one line of
+the reply it acts on (``ReplyOutput._send_continuations``). ``tests/adapter/test_fastlane.py``
 runs scripted sessions through both paths and compares bytes and hook calls.
 Must not know: the core's framing, transports, the session task.
 """
@@ -99,6 +103,17 @@ _START_DATA = (R.START_DATA.line(False), R.START_DATA.line(True))
 _NO_PARAMS = S.EsmtpParams([], {})
 
 
+#: Bounds the reply caches below (a server has one hostname, a few TLS/AUTH states).
+_CACHE_SIZE = 64
+#: ``250 <hostname>`` to HELO as sent, per (hostname, enhanced codes, SMTPUTF8).
+_HELO_LINES: dict[tuple[str, bool, bool], bytes] = {}
+#: EHLO's continuation lines as ``_send_line`` would queue them (joined) and how many,
+#: per ``_ehlo_key``: everything ``SMTP._ehlo_lines`` reads (a class that overrides it
+#: or its helpers is not in the fast lane: ``_driver._INLINE_HELPERS``).
+_EHLO_BLOCKS: dict[tuple[Any, ...], tuple[bytes, int]] = {}
+_HELP = b"250 HELP"
+
+
 def _helo(engine: SMTP, hostname: str | None) -> None:
     if not hostname:
         engine._say(R.HELO_SYNTAX)
@@ -107,7 +122,42 @@ def _helo(engine: SMTP, hostname: str | None) -> None:
     session = engine.session
     session.extended_smtp = False
     session.host_name = hostname
-    engine._emit(engine._render(R.HELO_OK, hostname=engine.hostname))
+    server_name = engine.hostname
+    key = (server_name, engine.enhanced_status_codes, engine.enable_SMTPUTF8)
+    line = _HELO_LINES.get(key) if type(server_name) is str else None
+    if line is None:
+        reply = engine._render(R.HELO_OK, hostname=server_name)
+        line = reply.encode("utf-8" if engine.enable_SMTPUTF8 else "ascii")
+        if b"\n" in line or b"\r" in line or type(server_name) is not str:
+            engine._emit(line)  # (its lines, one by one; never cached)
+            return
+        if len(_HELO_LINES) >= _CACHE_SIZE:
+            _HELO_LINES.clear()
+        _HELO_LINES[key] = line
+    engine._send_line(line)
+
+
+def _ehlo_key(engine: SMTP) -> tuple[Any, ...] | None:
+    """What EHLO's lines depend on; ``None`` when a value's text is not its identity
+    (a ``hostname`` that is not a ``str``, a ``data_size_limit`` that is not an ``int``)."""
+    hostname, size = engine.hostname, engine.data_size_limit
+    if type(hostname) is not str or (size is not None and type(size) is not int):
+        return None
+    tls_active = engine._tls_active
+    return (
+        hostname,
+        size,
+        not engine._decode_data,
+        not engine.enable_SMTPUTF8,
+        not engine.advertise_pipelining,
+        not engine.enhanced_status_codes,
+        not engine.enable_DSN,
+        not engine.enable_CHUNKING,
+        not engine.enable_REQUIRETLS,
+        not engine.tls_context,
+        tls_active,
+        tuple(engine._auth_methods) if tls_active or not engine._auth_require_tls else None,
+    )
 
 
 def _ehlo(engine: SMTP, hostname: str | None) -> None:
@@ -117,11 +167,35 @@ def _ehlo(engine: SMTP, hostname: str | None) -> None:
     engine._set_rset_state()
     session = engine.session
     session.extended_smtp = True
-    lines = engine._ehlo_lines()
-    lines.append("250 HELP")
+    key = _ehlo_key(engine)
+    cached = _EHLO_BLOCKS.get(key) if key is not None else None
+    if cached is None:
+        lines = engine._ehlo_lines()
+        encoding = "utf-8" if engine.enable_SMTPUTF8 else "ascii"
+        try:
+            encoded = [line.encode(encoding) for line in lines]
+        except UnicodeError:
+            encoded = None  # the line-by-line path raises what the general path raises
+        if (
+            key is None
+            or encoded is None
+            or any(b"\n" in line or b"\r" in line for line in encoded)
+        ):
+            session.host_name = hostname
+            lines.append("250 HELP")
+            _send_each(engine, lines, encoding)
+            return
+        cached = (b"".join([line + b"\r\n" for line in encoded]), len(encoded))
+        if len(_EHLO_BLOCKS) >= _CACHE_SIZE:
+            _EHLO_BLOCKS.clear()
+        _EHLO_BLOCKS[key] = cached
     session.host_name = hostname
-    # _emit for each line, with the checks it makes once for all of them.
-    encoding = "utf-8" if engine.enable_SMTPUTF8 else "ascii"
+    engine._send_continuations(*cached)
+    engine._send_line(_HELP)
+
+
+def _send_each(engine: SMTP, lines: list[str], encoding: str) -> None:
+    """_emit for each line, with the checks it makes once for all of them."""
     for line in lines:
         data = line.encode(encoding)
         if b"\n" in data or b"\r" in data:
@@ -139,7 +213,7 @@ def _quit(engine: SMTP, arg: str | None) -> None:
         engine._say(R.QUIT_SYNTAX)
         return
     engine._send_line(_BYE[engine.enhanced_status_codes])
-    engine._close_after_reply()
+    engine._closing = True  # _close_after_reply (kept by the class), inlined
 
 
 def _rset(engine: SMTP, arg: str | None) -> None:

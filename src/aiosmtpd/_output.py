@@ -88,6 +88,20 @@ class ReplyOutput:
         if self._out_size > WRITE_FLUSH_SIZE or entered_tls_pending:
             self._flush()
 
+    def _send_continuations(self, block: bytes, lines: int) -> None:
+        """Queue ``lines`` continuation lines (``NNN-text``, each ending CRLF) rendered
+        ahead: what ``_send_line`` queues for each of them, without asking the core,
+        which passes a continuation line through unchanged in every mode (not final, no
+        mode change; ``tests/adapter/test_fastlane.py`` checks its table says so). The
+        caller sends the final line of the reply with ``_send_line``."""
+        out = self._out
+        if out is None:
+            self._out = [block]
+        else:
+            out.append(block)
+        self._out_size += len(block)
+        self._final_replies += lines
+
     def _say(self, reply: R.Reply, **fields: Any) -> None:
         if fields:
             self._send_line(self._render(reply, **fields).encode("utf-8"))

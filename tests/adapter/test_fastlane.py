@@ -13,13 +13,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from aiosmtpd import _driver, _fastlane
-from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session
-from aiosmtpd.testing.transport import SMTPClient
+from aiosmtpd._core.state import (
+    TRANSITIONS_BY_INPUT,
+    Action,
+    Input,
+    Mode,
+    classify_reply,
+    is_final_reply_line,
+)
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, Session
+from aiosmtpd.testing.transport import MemoryTransport, SMTPClient
 
 #: One step of a script: bytes handed to one ``data_received``, and how many replies
 #: (final lines) the server owes once it has them.
@@ -536,3 +545,224 @@ async def test_ehlo_lines_with_an_unusual_hostname_agree(
     script = lines(b"EHLO client.test", b"NOOP", b"QUIT")
     await three_ways(monkeypatch, fast_verbs, script, **options)
     assert "EHLO" in fast_verbs
+
+
+# --- EHLO and HELO replies rendered once (``_fastlane._EHLO_BLOCKS`` / ``_HELO_LINES``) ---
+
+
+class HandlerAuth(Plain):
+    """A handler that brings an AUTH mechanism of its own (it changes EHLO's AUTH line)."""
+
+    async def auth_XTOKEN(self, server: SMTP, args: list[str]) -> Any:
+        return MISSING
+
+
+class LegacyEhloHook(SMTP):
+    """1.4's ``ehlo_hook``: EHLO takes the general path, which awaits it."""
+
+    async def ehlo_hook(self) -> None:
+        await self.push("250-XLEGACY")
+
+
+def accept_all(*args: Any) -> AuthResult:
+    return AuthResult(success=True)
+
+
+EHLO_SCRIPT = lines(b"EHLO client.test", b"HELO client.test", b"EHLO again.test", b"QUIT")
+
+#: Each setting that changes EHLO's lines, alone and in combination.
+EHLO_OPTIONS: list[dict[str, Any]] = [
+    {},
+    {"hostname": "other.test"},
+    {"data_size_limit": None},
+    {"data_size_limit": 1},
+    {"data_size_limit": 2**40},
+    {"decode_data": True},
+    {"enable_SMTPUTF8": True},
+    {"enhanced_status_codes": True},
+    {"enable_DSN": True},
+    {"enable_CHUNKING": True},
+    {"enable_CHUNKING": True, "decode_data": True},
+    {"enable_REQUIRETLS": True},
+    {"auth_require_tls": False},
+    {"auth_require_tls": False, "auth_exclude_mechanism": ["LOGIN"]},
+    {"auth_require_tls": False, "auth_exclude_mechanism": ["LOGIN", "PLAIN"]},
+    {"auth_require_tls": False, "handler": HandlerAuth},
+    {"tls_context": "context"},
+    {"tls_context": "context", "auth_require_tls": False, "enable_REQUIRETLS": True},
+    {
+        "hostname": "all.test",
+        "data_size_limit": 12345,
+        "decode_data": True,
+        "enable_SMTPUTF8": True,
+        "enhanced_status_codes": True,
+        "enable_DSN": True,
+        "enable_CHUNKING": True,
+        "enable_REQUIRETLS": True,
+        "auth_require_tls": False,
+        "tls_context": "context",
+    },
+]
+
+
+def ehlo_options(options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` as server keyword arguments (a handler class is made per run)."""
+    options = dict(options)
+    if options.get("tls_context") == "context":
+        options["tls_context"] = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    return options
+
+
+async def session(
+    script: list[Step],
+    *,
+    cls: type[SMTP] = SMTP,
+    tls: bool = False,
+    between: Callable[[SMTP, int], None] | None = None,
+    **kwargs: Any,
+) -> bytes:
+    """Play ``script`` (``between(server, step)`` runs before each step); the bytes."""
+    handler_type = kwargs.pop("handler", Plain)
+    kwargs.setdefault("hostname", "mx.test")
+    server = cls(handler_type(), **kwargs)
+    extra = {"ssl_object": object(), "cipher": ("C", "TLSv1.3", 256)} if tls else None
+    client = SMTPClient(server, MemoryTransport(extra=extra))
+    await client.connect()
+    try:
+        async with asyncio.timeout(10):
+            for step, (data, owed) in enumerate(script):
+                if between is not None:
+                    between(server, step)
+                await client.send(data)
+                await client.replies(owed)
+    finally:
+        await client.close()
+    return bytes(client.transport.output)
+
+
+async def fast_and_general(
+    monkeypatch: pytest.MonkeyPatch, fast_verbs: list[str], script: list[Step], **kwargs: Any
+) -> bytes:
+    """The fast lane twice (the reply caches cold, then warm) and the general path twice
+    (``smtp_<VERB>`` with the lane off; every step in the task): all four agree."""
+    _fastlane._EHLO_BLOCKS.clear()
+    _fastlane._HELO_LINES.clear()
+    cold = await session(script, **kwargs)
+    warm = await session(script, **kwargs)
+    assert "EHLO" in fast_verbs
+    assert "HELO" in fast_verbs
+    assert _fastlane._EHLO_BLOCKS
+    assert _fastlane._HELO_LINES
+    with monkeypatch.context() as patch:
+        lane_off(patch)
+        general = await session(script, **kwargs)
+    tasked = await session(script, cls=PushingSMTP, **kwargs)
+    assert cold == warm == general == tasked
+    return cold
+
+
+def test_continuation_lines_change_nothing_in_the_core() -> None:
+    """What lets ``_send_continuations`` queue them without ``ServerConnection.send``."""
+    assert set(TRANSITIONS_BY_INPUT[Input.REPLY_OTHER]) == set(Mode)
+    for mode, (action, next_mode) in TRANSITIONS_BY_INPUT[Input.REPLY_OTHER].items():
+        assert (action, next_mode) == (Action.NOTHING, mode)
+    assert classify_reply(b"250-SIZE 10", "EHLO") is Input.REPLY_OTHER
+    assert not is_final_reply_line(b"250-SIZE 10")
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("tls", [False, True], ids=["plain", "tls"])
+@pytest.mark.parametrize("options", EHLO_OPTIONS, ids=lambda o: "+".join(o) or "default")
+async def test_ehlo_and_helo_replies_agree_for_every_setting(
+    monkeypatch: pytest.MonkeyPatch, fast_verbs: list[str], options: dict[str, Any], tls: bool
+) -> None:
+    output = await fast_and_general(
+        monkeypatch, fast_verbs, EHLO_SCRIPT, tls=tls, **ehlo_options(options)
+    )
+    assert output.count(b"250 HELP\r\n") == 2
+
+
+@pytest.mark.asyncio
+async def test_the_caches_serve_each_server_its_own_lines(
+    monkeypatch: pytest.MonkeyPatch, fast_verbs: list[str]
+) -> None:
+    """Servers with different settings, one after the other, with the caches warm: each
+    gets what the general path sends it."""
+    sessions = [(ehlo_options(options), tls) for options in EHLO_OPTIONS for tls in (False, True)]
+    fast = [await session(EHLO_SCRIPT, tls=tls, **options) for options, tls in sessions]
+    fast += [await session(EHLO_SCRIPT, tls=tls, **options) for options, tls in sessions]
+    assert "EHLO" in fast_verbs
+    with monkeypatch.context() as patch:
+        lane_off(patch)
+        general = [await session(EHLO_SCRIPT, tls=tls, **options) for options, tls in sessions]
+    assert fast == general * 2
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    "change",
+    [
+        ("_tls_protocol", object()),  # STARTTLS done (what _starttls.finish_upgrade sets)
+        ("hostname", "renamed.test"),
+        ("data_size_limit", 99),
+        ("enhanced_status_codes", True),
+        ("advertise_pipelining", False),
+        ("enable_SMTPUTF8", True),
+    ],
+    ids=lambda change: change[0] if isinstance(change, tuple) else "",
+)
+async def test_a_setting_changed_within_a_session_shows_in_the_next_ehlo(
+    monkeypatch: pytest.MonkeyPatch, fast_verbs: list[str], change: tuple[str, Any]
+) -> None:
+    name, value = change
+
+    def change_after_first_ehlo(server: SMTP, step: int) -> None:
+        if step == 2:
+            setattr(server, name, value)
+
+    options = ehlo_options({"tls_context": "context", "enable_REQUIRETLS": True})
+    output = await fast_and_general(
+        monkeypatch, fast_verbs, EHLO_SCRIPT, between=change_after_first_ehlo, **options
+    )
+    first, second = output.split(b"250 HELP\r\n")[:2]
+    assert first.split(b"\r\n")[1:] != second.split(b"\r\n")[2:]
+
+
+@pytest.mark.asyncio
+async def test_ehlo_after_auth_agrees(
+    monkeypatch: pytest.MonkeyPatch, fast_verbs: list[str]
+) -> None:
+    script = [
+        *lines(b"EHLO client.test", b"AUTH PLAIN AHVzZXIAcGFzcw==", b"EHLO client.test"),
+        *lines(b"HELO client.test", b"MAIL FROM:<a@example.com>", b"QUIT"),
+    ]
+    output = await fast_and_general(
+        monkeypatch, fast_verbs, script, auth_require_tls=False, authenticator=accept_all
+    )
+    assert b"235 2.7.0 Authentication successful\r\n" in output
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("hook", ["handle_EHLO", "ehlo_hook"])
+async def test_an_ehlo_hook_takes_the_general_path(
+    monkeypatch: pytest.MonkeyPatch, fast_verbs: list[str], hook: str
+) -> None:
+    script = lines(b"EHLO client.test", b"NOOP", b"EHLO again.test", b"QUIT")
+    if hook == "ehlo_hook":
+        with pytest.warns(DeprecationWarning, match="ehlo_hook"):
+            fast = await session(script, cls=LegacyEhloHook)
+        with monkeypatch.context() as patch:
+            lane_off(patch)
+            with pytest.warns(DeprecationWarning, match="ehlo_hook"):
+                general = await session(script, cls=LegacyEhloHook)
+        assert b"250-XLEGACY\r\n" in fast
+    else:
+        fast = await run(script, handler=hooked("EHLO"))
+        with monkeypatch.context() as patch:
+            lane_off(patch)
+            general = await run(script, handler=hooked("EHLO"))
+        assert fast[1] == general[1] != []
+        fast, general = fast[0], general[0]
+    assert fast == general
+    assert "EHLO" not in fast_verbs
+    assert "NOOP" in fast_verbs
