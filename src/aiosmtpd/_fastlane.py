@@ -5,7 +5,8 @@ by calling a synchronous function here instead of running the general path
 (``_on_command`` -> the ``smtp_<VERB>`` coroutine -> ``_step``), and those functions:
 HELO, EHLO, MAIL, RCPT, RSET, NOOP, QUIT and DATA up to its ``354`` (the content is then
 collected by a coroutine, as in the general path, but a single one when the message
-needs no user code: ``_receive``).
+needs no user code: ``_receive``; and none at all when the core holds that message
+whole and it needs no unstuffing: ``_receive_whole``).
 
 Why: for the common case the general path creates and steps two coroutines per command
 and re-checks, per command, things that cannot change during a connection (overrides,
@@ -330,7 +331,33 @@ def _data(engine: SMTP, arg: str | None) -> Callable[[], Coroutine[Any, None, No
         or getattr(engine.event_handler, "process_message", None) is not None
     ):
         return engine._receive_and_deliver  # user code, or decoding: the general path
-    return partial(_receive, engine)
+    return partial(_receive_whole, engine)
+
+
+def _receive_whole(engine: SMTP) -> Coroutine[Any, None, None]:
+    """Start receiving the content (``drive`` or ``resume`` calls this once some is here):
+    a message the core holds whole is taken and answered at once, with no event and no
+    coroutine of its own (what ``_receive`` would do with it); else ``_receive``."""
+    writes = engine._writes
+    content = None if writes.paused or engine._closing else engine._conn.whole_message()
+    if content is None:
+        return _receive(engine)
+    engine._timer.touch()  # as _read_message on its first event
+    envelope = engine._envelope  # the envelope property (kept by the class), inlined
+    if envelope is None:
+        envelope = engine.envelope
+    envelope.content = content
+    envelope.original_content = content
+    engine._set_rset_state()
+    engine._send_line(_OK[engine.enhanced_status_codes])
+    if writes.paused:
+        engine._flush()
+        return writes.wait()
+    return _done()
+
+
+async def _done() -> None:
+    """The rest of a command that is already done."""
 
 
 async def _receive(engine: SMTP) -> None:

@@ -463,11 +463,31 @@ class ServerConnection:
             return self._peer_closed()
         if kind is not EndOfData and kind is not EndOfChunk:
             return event
+        self._end_data()
+        return event
+
+    def whole_message(self) -> bytes | None:
+        """The content of a DATA message, consumed at once, if none of it was read yet and
+        ``DotDataReader.whole`` finds all of it buffered (no dot to unstuff, no limit
+        broken): what its ``DataChunk`` and ``EndOfData`` events would carry, without them.
+        Else ``None`` and nothing changes: ``next_event`` goes on as usual."""
+        reader = self._data_reader
+        if type(reader) is not DotDataReader or self._awaiting_reply:
+            return None
+        found = reader.whole(self._buf, self._pos)
+        if found is None:
+            return None
+        content, self._pos = found
+        self._end_data()
+        if self._pos >= _COMPACT_MIN and self._pos * 2 >= len(self._buf):
+            self._compact()
+        return content
+
+    def _end_data(self) -> None:
         self.mode = _MODE_AFTER_DATA_END
         self._data_reader = None
         self._current_verb = None
         self._scan_from = self._pos
-        return event
 
     # --- buffer housekeeping ------------------------------------------------------------
 

@@ -72,6 +72,11 @@ _DOT_HEAD_START: Final = 64
 #: per KiB scanned) before it falls back to the plain ``CRLF.`` search (``_find_stuffed``).
 _LONE_DOT_HEAD_START: Final = 4
 
+#: The most content ``DotDataReader.whole`` looks through for a message's end: beyond it
+#: the events (``read``) take over, and a message that is not wholly buffered costs that
+#: look at most once per DATA.
+WHOLE_LIMIT: Final = 1 << 16
+
 #: How many trailing octets a discarding reader keeps: one less than the terminator.
 _TAIL_KEEP: Final = len(DATA_TERMINATOR) - 1
 
@@ -192,6 +197,33 @@ class DotDataReader:
             self._dots = [dot - removed for dot in self._dots]
         if self._end_at >= 0:
             self._end_at -= removed
+
+    def whole(self, buf: bytearray, pos: int) -> tuple[bytes, int] | None:
+        """The whole message at once, when nothing was read yet: its content and the ``pos``
+        past its terminator, if ``buf[pos:]`` holds all of it within ``WHOLE_LIMIT``
+        octets, with no transparency dot, no line over ``line_limit`` and no more than
+        ``size_limit`` octets; else ``None``, and nothing changes (``read`` then tells the
+        rest, errors included).  The content is what ``read``'s events would carry.
+        """
+        if pos != self._start or self._error is not None:
+            return None
+        first = buf[pos : pos + 3]
+        if first == _DOT_LINE:
+            return b"", pos + 3
+        if first[:1] == b".":
+            return None  # the first line is dot-stuffed (or the end is not here yet)
+        # The first ``CRLF.`` must be the terminator: a dot-led line needs unstuffing.
+        found = buf.find(_STUFFED, pos, pos + WHOLE_LIMIT)
+        if found < 0 or buf[found + 3 : found + 5] != _CRLF:
+            return None
+        end_at = found + 2
+        if (self._size_limit and end_at - pos > self._size_limit) or first_overlong_line(
+            buf, self._line_limit, pos, end_at
+        ) >= 0:
+            return None
+        with memoryview(buf) as view:
+            content = bytes(view[pos:end_at])
+        return content, end_at + 3
 
     def read(self, buf: bytearray, pos: int, eof: bool) -> tuple[DataEvent | None, int]:
         """Produce the next event from ``buf[pos:]``, or ``None`` if more input is needed.
