@@ -10,6 +10,7 @@ import os
 import signal
 import smtplib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -42,6 +43,20 @@ def _send_several(port: int, count: int) -> None:
             assert refused == {}
 
 
+def _wait_for_replacement(server: Any, victim: int) -> int:
+    """The pid that replaced ``victim``, once it listens (the two lines come in any order)."""
+    started: int | None = None
+    listening: set[int] = set()
+    pattern = rf"worker {victim} exited \(-9\); started worker (\d+)|worker (\d+) listening"
+    while started is None or started not in listening:
+        match = server.wait_for(pattern, stream="stderr")
+        if match.group(1) is not None:
+            started = int(match.group(1))
+        else:
+            listening.add(int(match.group(2)))
+    return started
+
+
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
 def test_a_killed_worker_is_replaced_and_the_port_keeps_serving() -> None:
     argv = _python(
@@ -54,10 +69,7 @@ def test_a_killed_worker_is_replaced_and_the_port_keeps_serving() -> None:
         assert len(workers) == 2
         victim = min(workers)
         os.kill(victim, signal.SIGKILL)
-        match = server.wait_for(
-            rf"worker {victim} exited \(-9\); started worker (\d+)", stream="stderr"
-        )
-        replacement = int(match.group(1))
+        replacement = _wait_for_replacement(server, victim)
         _send_several(port, 8)
         assert _children(server.proc.pid) == (workers - {victim}) | {replacement}
         # The replacement serves too: kill the other original; only it is left.

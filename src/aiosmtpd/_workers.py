@@ -92,6 +92,12 @@ def _ready(ready_fd: int, _bound: object) -> None:
     os.close(ready_fd)
 
 
+def _replacement_ready(program: str, _bound: object) -> None:
+    # Until a replacement listens, a port whose other workers died too refuses
+    # connections: say when it does (operators and tests wait for this line).
+    print(f"{program}: worker {os.getpid()} listening", file=sys.stderr, flush=True)
+
+
 #: A worker that dies is replaced; more than this many deaths within
 #: ``_RESTART_WINDOW`` seconds means something is wrong with every worker: give up.
 _MAX_RESTARTS = 10
@@ -106,6 +112,7 @@ def _fork_worker(
     ready_read: int | None,
     *,
     run_one: RunOne,
+    program: str = "aiosmtpd",
 ) -> int:
     """Fork one serving process (stop signals must be blocked); the parent gets its pid."""
     pid = os.fork()
@@ -118,7 +125,10 @@ def _fork_worker(
         sock.close()
     code = 1
     try:
-        started = partial(_ready, ready_write) if ready_write is not None else None
+        if ready_write is not None:
+            started = partial(_ready, ready_write)
+        else:
+            started = partial(_replacement_ready, program)
         code = run_one(namespace, addresses, started)
     finally:
         sys.stdout.flush()
@@ -196,7 +206,7 @@ def run_workers(
             signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
             try:
                 replacement = _fork_worker(
-                    namespace, reserved, addresses, None, None, run_one=run_one
+                    namespace, reserved, addresses, None, None, run_one=run_one, program=program
                 )
                 children.add(replacement)
             finally:
