@@ -5,12 +5,14 @@ Owns: the protocol callbacks (``connection_made`` ... ``resume_writing``, and th
 order (``_poll``, ``_ready_event``, ``_next_event``) and dispatching commands to
 ``smtp_<VERB>`` methods, the verb gates that apply to every command (require_starttls,
 unknown-command limit, ``command_call_limit``), hook invocation and ``handle_exception``,
-closing (``_close_with``, ``_end_connection``) and back-pressure in both directions.
+ending a session (``_end_connection``) and back-pressure in both directions.
 Elsewhere: reply buffering (one ``transport.write`` per pipelined group) in ``_output``;
 when a session needs a task at all (only while user code runs or a command awaits
-something other than input) in ``_driver``; admission, graceful stop and
-``_handler_coroutine`` in ``_lifecycle``; the idle timer in ``_flow``; STARTTLS input in
-``_starttls``; the PROXY header stage (and implicit TLS after it) in ``_proxy_stage``.
+something other than input) in ``_driver``, and the library's own commands served as
+plain functions in ``_fastlane``; admission, timeouts, closing replies (``_close_with``),
+graceful stop and ``_handler_coroutine`` in ``_lifecycle``; the idle timer in ``_flow``;
+STARTTLS input in ``_starttls``; the PROXY header stage (and implicit TLS after it) in
+``_proxy_stage``; big-message reads on uvloop in ``_buffered``.
 (The 1.4 value types ``Session``, ``Envelope``, ``MISSING``, ``@syntax`` and ``sanitize``
 live in ``_session``.)
 
@@ -364,15 +366,7 @@ class SessionEngine(ReplyOutput, asyncio.Protocol, asyncio.BufferedProtocol):
 
     def _on_write_stall(self) -> None:
         """The peer has not read its replies for a whole ``timeout``: drop it."""
-        log.info("%r stopped reading its replies; connection dropped", self.session.peer)
-        self._closing = True
-        if self._conn is not None:
-            self._conn.close()
-        transport = self._active_transport
-        if transport is not None:
-            transport.abort()
-        self._writes.release()
-        self._kick()
+        lifecycle.drop_stalled(self)
 
     def resume_writing(self) -> None:
         self._writes.resume()
@@ -530,50 +524,18 @@ class SessionEngine(ReplyOutput, asyncio.Protocol, asyncio.BufferedProtocol):
         return await accept_proxy_header(self)
 
     def _on_proxy_timeout(self) -> None:
-        if self._proxy_buffer is None:
-            return
-        log.info("%r PROXY header timeout", self.session.peer)
-        self._closing = True
-        if not self._active_transport.is_closing():
-            self._active_transport.close()
-        self._wake()
+        lifecycle.proxy_timeout(self)
 
     def _on_timeout(self) -> None:
-        if self._proxy_buffer is not None:
-            self._on_proxy_timeout()
-            return
-        if self._closing or self._lost:
-            return
-        log.info("%r connection timeout", self.session.peer)
-        self._close_with(R.TIMEOUT, hostname=self.hostname)
+        lifecycle.idle_timeout(self)
 
     def _close_with(self, reply: R.Reply, **fields: Any) -> None:
         """Write ``reply`` after whatever is buffered, then close (421 on timeout/stop)."""
-        self._flush()
-        self._closing = True
-        if self._conn is not None:
-            self._conn.close()
-        transport = self._active_transport
-        if transport is not None and not transport.is_closing():
-            transport.write((self._render(reply, **fields) + "\r\n").encode("utf-8"))
-            self._close_transport(transport)
-        if self._task is not None:
-            self._wake()  # the task sees _closing and ends the session
-        else:
-            self._end_connection()
+        lifecycle.close_with(self, reply, **fields)
 
     def _close_transport(self, transport: Any) -> None:
-        """Close, or abort if the peer has stopped reading.
-
-        ``close()`` waits for the write buffer to drain, which never happens for a client
-        that stopped reading: its connection (and its connection-cap slot) would live
-        forever. Nothing waits on the write gate any more either way.
-        """
-        if self._writes.paused:
-            transport.abort()
-            self._writes.release()
-        else:
-            transport.close()  # (a gate that is not paused holds no waiter and no timer)
+        """Close, or abort if the peer has stopped reading (see ``_lifecycle``)."""
+        lifecycle.close_transport(self, transport)
 
     def begin_shutdown(self) -> None:
         """Graceful stop (DECISIONS "graceful stop"), for servers and controllers.

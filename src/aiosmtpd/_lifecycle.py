@@ -1,7 +1,9 @@
-"""The beginning and the end of a session: admission, graceful stop, ``_handler_coroutine``.
+"""The beginning and the end of a session: admission, timeouts, stops, ``_handler_coroutine``.
 
 Owns: admitting a connection against the server's ``ConnectionLimiter`` (``admit``: the
-PROXY header's source address counts when there is one), the graceful-stop entry points
+PROXY header's source address counts when there is one), ending a session from outside a
+command (the idle and PROXY-header timeouts, a peer that stopped reading its replies, a
+closing reply: ``close_with``), the graceful-stop entry points
 (``begin_shutdown``, ``shutdown_now``) and the future that stands for
 1.4's per-connection task (``session_end``): done when the session is over, and
 cancelling it ends the session at once.
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ._core import replies as R
 
@@ -119,3 +121,68 @@ def shutdown_now(engine: SessionEngine) -> None:
     engine._shutdown_requested = True
     if not engine._closing and not engine._lost:
         _stop(engine)
+
+
+def drop_stalled(engine: SessionEngine) -> None:
+    """The peer has not read its replies for a whole ``timeout``: abort its connection."""
+    log.info("%r stopped reading its replies; connection dropped", engine.session.peer)
+    engine._closing = True
+    if engine._conn is not None:
+        engine._conn.close()
+    transport = engine._active_transport
+    if transport is not None:
+        transport.abort()
+    engine._writes.release()
+    engine._kick()
+
+
+def proxy_timeout(engine: SessionEngine) -> None:
+    """No complete PROXY header within ``proxy_protocol_timeout``: close without a reply."""
+    if engine._proxy_buffer is None:
+        return
+    log.info("%r PROXY header timeout", engine.session.peer)
+    engine._closing = True
+    if not engine._active_transport.is_closing():
+        engine._active_transport.close()
+    engine._wake()
+
+
+def idle_timeout(engine: SessionEngine) -> None:
+    """The idle timer fired: 421 and close (the PROXY stage has its own timeout)."""
+    if engine._proxy_buffer is not None:
+        engine._on_proxy_timeout()
+        return
+    if engine._closing or engine._lost:
+        return
+    log.info("%r connection timeout", engine.session.peer)
+    engine._close_with(R.TIMEOUT, hostname=engine.hostname)
+
+
+def close_with(engine: SessionEngine, reply: R.Reply, **fields: Any) -> None:
+    """Write ``reply`` after whatever is buffered, then close and end the session."""
+    engine._flush()
+    engine._closing = True
+    if engine._conn is not None:
+        engine._conn.close()
+    transport = engine._active_transport
+    if transport is not None and not transport.is_closing():
+        transport.write((engine._render(reply, **fields) + "\r\n").encode("utf-8"))
+        engine._close_transport(transport)
+    if engine._task is not None:
+        engine._wake()  # the task sees _closing and ends the session
+    else:
+        engine._end_connection()
+
+
+def close_transport(engine: SessionEngine, transport: Any) -> None:
+    """Close, or abort if the peer has stopped reading.
+
+    ``close()`` waits for the write buffer to drain, which never happens for a client that
+    stopped reading: its connection (and its connection-cap slot) would live forever.
+    Nothing waits on the write gate any more either way.
+    """
+    if engine._writes.paused:
+        transport.abort()
+        engine._writes.release()
+    else:
+        transport.close()  # (a gate that is not paused holds no waiter and no timer)
