@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import types
-from collections.abc import Callable, Coroutine, Generator
+from collections.abc import Coroutine, Generator
 from typing import TYPE_CHECKING, Any
 
 from . import _fastlane as fastlane
@@ -143,11 +143,12 @@ def _lanes(cls: type) -> tuple[frozenset[str], dict[str, fastlane.FastCommand]]:
     return lanes
 
 
-def drive(engine: SessionEngine) -> None:
+def drive(engine: SessionEngine, touched: bool = False) -> None:
     """Serve what the core has buffered, from a protocol callback; no task is running.
 
     Stops when the core needs more input, when a command suspends (task-less, waiting
     for input) or moves into the session task, and ends the connection once it closed.
+    ``touched``: the caller restarted the idle timer for this input already.
     """
     if engine._driving:
         return  # re-entered from a callback we caused: the outer loop sees the new input
@@ -164,7 +165,6 @@ def drive(engine: SessionEngine) -> None:
     ):
         fast = _NO_COMMANDS
     log_commands: bool | None = None  # asked when the first fast command is served
-    touched = False
     try:
         while engine._task is None and engine._suspended is None:
             event: Event | Sentinel | None
@@ -233,7 +233,9 @@ def drive(engine: SessionEngine) -> None:
                     engine._flush()
                     engine._suspended = _NotStarted(work)
                     continue
-                _step(engine, work(), None)
+                coro = work()
+                if coro is not None:
+                    _step(engine, coro, None)
             elif type(event) is Rejected:
                 engine._say(event.reply)
                 if event.close:
@@ -259,14 +261,21 @@ class _NotStarted(Coroutine[Any, None, None]):
 
     __slots__ = ("_coro", "_start")
 
-    def __init__(self, start: Callable[[], Coroutine[Any, None, None]]) -> None:
-        self._start = start
+    def __init__(self, start: fastlane.ContentStart) -> None:
+        self._start: fastlane.ContentStart | None = start
         self._coro: Coroutine[Any, None, None] | None = None
 
+    def start(self) -> Coroutine[Any, None, None] | None:
+        """Make the coroutine, once; ``None``: the command was done at once, no coroutine."""
+        start, self._start = self._start, None
+        if start is not None:
+            self._coro = start()
+        return self._coro
+
     def started(self) -> Coroutine[Any, None, None]:
-        coro = self._coro
+        coro = self.start()
         if coro is None:
-            coro = self._coro = self._start()
+            coro = self._coro = _done()
         return coro
 
     def send(self, value: None) -> Any:
@@ -283,19 +292,30 @@ class _NotStarted(Coroutine[Any, None, None]):
         return self.started().__await__()
 
 
+async def _done() -> None:
+    """The rest of a command that was done at once."""
+
+
 def resume(engine: SessionEngine) -> None:
     """Continue the task-less suspended command: input arrived, or the peer went away."""
-    coro = engine._suspended
-    assert coro is not None
+    suspended = engine._suspended
+    assert suspended is not None
     engine._suspended = None
-    if type(coro) is _NotStarted:
-        coro = coro.started()  # (made here: nothing else sends to it)
-    engine._driving = True
-    try:
-        _step(engine, coro, None)
-    finally:
-        engine._driving = False
-    drive(engine)
+    # DATA's content arrived.  Should the command finish in this step, it restarted the
+    # idle timer: _receive_whole did (its touch runs here, before ``_driving`` is set),
+    # or its reader did on the first event.  The commands after it need no second touch.
+    coro: Coroutine[Any, Any, None] | None = suspended
+    content_served = False
+    if type(suspended) is _NotStarted:
+        content_served = True
+        coro = suspended.start()  # (made here: nothing else sends to it)
+    if coro is not None:  # (else DATA's content was served at once)
+        engine._driving = True
+        try:
+            _step(engine, coro, None)
+        finally:
+            engine._driving = False
+    drive(engine, content_served)
 
 
 def abandon(engine: SessionEngine) -> None:

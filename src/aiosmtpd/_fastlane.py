@@ -48,9 +48,11 @@ if TYPE_CHECKING:
 
 #: What ``drive`` calls: ``None`` when the command is done, or what makes the coroutine
 #: that goes on with it (DATA's content) for ``_driver._step`` to run. That coroutine
-#: starts by reading the content: ``drive`` makes it only once some has arrived.
+#: starts by reading the content: ``drive`` makes it only once some has arrived. The maker
+#: may return ``None`` instead: it has served the content at once, nothing goes on.
 #: (The engine is an ``SMTP``: ``fast_verbs`` hands out commands only for those.)
-FastCommand = Callable[[Any, "str | None"], "Callable[[], Coroutine[Any, None, None]] | None"]
+ContentStart = Callable[[], "Coroutine[Any, None, None] | None"]
+FastCommand = Callable[[Any, "str | None"], "ContentStart | None"]
 
 #: The per-connection gates are checked by ``_driver.drive`` (once per batch of input):
 #: no ``handle_exception`` hook, the TLS check passed, ``require_starttls`` satisfied.
@@ -301,7 +303,7 @@ def _rcpt(engine: SMTP, arg: str | None) -> None:
     engine._send_line(_OK[engine.enhanced_status_codes])
 
 
-def _data(engine: SMTP, arg: str | None) -> Callable[[], Coroutine[Any, None, None]] | None:
+def _data(engine: SMTP, arg: str | None) -> ContentStart | None:
     session = engine.session
     # _helo_given() and _auth_satisfied(), called only when one of them refuses.
     if (not session.host_name or (engine._auth_required and not session.authenticated)) and (
@@ -334,15 +336,20 @@ def _data(engine: SMTP, arg: str | None) -> Callable[[], Coroutine[Any, None, No
     return partial(_receive_whole, engine)
 
 
-def _receive_whole(engine: SMTP) -> Coroutine[Any, None, None]:
+def _receive_whole(engine: SMTP) -> Coroutine[Any, None, None] | None:
     """Start receiving the content (``drive`` or ``resume`` calls this once some is here):
     a message the core holds whole is taken and answered at once, with no event and no
-    coroutine of its own (what ``_receive`` would do with it); else ``_receive``."""
+    coroutine (what ``_receive`` would do with it): ``None``, or the wait for the peer to
+    read when writes are paused; else ``_receive``."""
     writes = engine._writes
     content = None if writes.paused or engine._closing else engine._conn.whole_message()
     if content is None:
         return _receive(engine)
-    engine._timer.touch()  # as _read_message on its first event
+    if not engine._driving:
+        # As _read_message on its first event.  ``drive`` (the only caller that runs with
+        # ``_driving`` set) already restarted the timer for the DATA command in this
+        # batch, and no time passed since; ``resume`` starts us before it sets it.
+        engine._timer.touch()
     envelope = engine._envelope  # the envelope property (kept by the class), inlined
     if envelope is None:
         envelope = engine.envelope
@@ -353,11 +360,7 @@ def _receive_whole(engine: SMTP) -> Coroutine[Any, None, None]:
     if writes.paused:
         engine._flush()
         return writes.wait()
-    return _done()
-
-
-async def _done() -> None:
-    """The rest of a command that is already done."""
+    return None
 
 
 async def _receive(engine: SMTP) -> None:

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from . import replies
-from .data import ChunkReader, DotDataReader
+from .data import ChunkReader, DotDataReader, whole_message
 from .events import (
     NEED_DATA,
     PAUSED,
@@ -312,9 +312,10 @@ class ServerConnection:
         if action is _NOTHING:
             return wire
         if action is Action.START_DATA:
-            self._data_reader = DotDataReader(
-                self._pos, self._config.data_size_limit, self._config.line_length_limit
-            )
+            # The DotDataReader is made by the first ``next_event`` in DATA mode: a short
+            # message ``whole_message`` takes never needs one.  Until then nothing moves
+            # ``_pos``, so the content starts where it is then.
+            self._data_reader = None
         elif action is Action.DROP_PLAINTEXT or action is Action.SHUT:
             self._drop_buffer()
         elif action is Action.USE_ESMTP_LIMITS:
@@ -452,7 +453,10 @@ class ServerConnection:
 
     def _next_data_event(self) -> Event | Sentinel:
         reader = self._data_reader
-        assert reader is not None  # START_DATA always creates it
+        if reader is None:  # START_DATA leaves it to be made here (start_chunk makes its own)
+            reader = self._data_reader = DotDataReader(
+                self._pos, self._config.data_size_limit, self._config.line_length_limit
+            )
         event, self._pos = reader.read(self._buf, self._pos, self._eof)
         if event is None:
             return NEED_DATA
@@ -472,9 +476,17 @@ class ServerConnection:
         broken): what its ``DataChunk`` and ``EndOfData`` events would carry, without them.
         Else ``None`` and nothing changes: ``next_event`` goes on as usual."""
         reader = self._data_reader
-        if type(reader) is not DotDataReader or self._awaiting_reply:
+        if reader is None:
+            if self.mode is not _DATA_MODE or self._awaiting_reply:
+                return None
+            config = self._config
+            found = whole_message(
+                self._buf, self._pos, config.data_size_limit, config.line_length_limit
+            )
+        elif type(reader) is DotDataReader and not self._awaiting_reply:
+            found = reader.whole(self._buf, self._pos)
+        else:
             return None
-        found = reader.whole(self._buf, self._pos)
         if found is None:
             return None
         content, self._pos = found

@@ -103,6 +103,35 @@ def first_overlong_line(data: bytes | bytearray, limit: int, start: int = 0, end
     return -1
 
 
+def whole_message(
+    buf: bytearray, pos: int, size_limit: int | None, line_limit: int
+) -> tuple[bytes, int] | None:
+    """A whole message's content starting at ``buf[pos]`` and the index past its
+    terminator, if ``buf[pos:]`` holds all of it within ``WHOLE_LIMIT`` octets, with no
+    transparency dot, no line over ``line_limit`` and no more than ``size_limit`` octets
+    (``None`` or 0: no limit); else ``None``.  The content is what a ``DotDataReader``
+    started at ``pos`` would deliver in its events; the connection calls this before it
+    makes one (most short messages never need one).
+    """
+    first = buf[pos : pos + 3]
+    if first == _DOT_LINE:
+        return b"", pos + 3
+    if first[:1] == b".":
+        return None  # the first line is dot-stuffed (or the end is not here yet)
+    # The first ``CRLF.`` must be the terminator: a dot-led line needs unstuffing.
+    found = buf.find(_STUFFED, pos, pos + WHOLE_LIMIT)
+    if found < 0 or buf[found + 3 : found + 5] != _CRLF:
+        return None
+    end_at = found + 2
+    if (size_limit and end_at - pos > size_limit) or (
+        end_at - pos > line_limit and first_overlong_line(buf, line_limit, pos, end_at) >= 0
+    ):
+        return None
+    with memoryview(buf) as view:
+        content = bytes(view[pos:end_at])
+    return content, end_at + 3
+
+
 def _find_stuffed(buf: bytearray, start: int, origin: int, lone: int) -> tuple[int, int]:
     """Index of the first ``CRLF.`` in ``buf`` at or after ``start`` (or -1), and how many
     lone dots the walk has stepped over since ``origin`` (``lone`` before this call).
@@ -199,31 +228,11 @@ class DotDataReader:
             self._end_at -= removed
 
     def whole(self, buf: bytearray, pos: int) -> tuple[bytes, int] | None:
-        """The whole message at once, when nothing was read yet: its content and the ``pos``
-        past its terminator, if ``buf[pos:]`` holds all of it within ``WHOLE_LIMIT``
-        octets, with no transparency dot, no line over ``line_limit`` and no more than
-        ``size_limit`` octets; else ``None``, and nothing changes (``read`` then tells the
-        rest, errors included).  The content is what ``read``'s events would carry.
-        """
+        """``whole_message`` for this reader's limits, when nothing was read yet; else
+        ``None``, and nothing changes (``read`` then tells the rest, errors included)."""
         if pos != self._start or self._error is not None:
             return None
-        first = buf[pos : pos + 3]
-        if first == _DOT_LINE:
-            return b"", pos + 3
-        if first[:1] == b".":
-            return None  # the first line is dot-stuffed (or the end is not here yet)
-        # The first ``CRLF.`` must be the terminator: a dot-led line needs unstuffing.
-        found = buf.find(_STUFFED, pos, pos + WHOLE_LIMIT)
-        if found < 0 or buf[found + 3 : found + 5] != _CRLF:
-            return None
-        end_at = found + 2
-        if (self._size_limit and end_at - pos > self._size_limit) or first_overlong_line(
-            buf, self._line_limit, pos, end_at
-        ) >= 0:
-            return None
-        with memoryview(buf) as view:
-            content = bytes(view[pos:end_at])
-        return content, end_at + 3
+        return whole_message(buf, pos, self._size_limit, self._line_limit)
 
     def read(self, buf: bytearray, pos: int, eof: bool) -> tuple[DataEvent | None, int]:
         """Produce the next event from ``buf[pos:]``, or ``None`` if more input is needed.
