@@ -77,6 +77,11 @@ _LONE_DOT_HEAD_START: Final = 4
 #: look at most once per DATA.
 WHOLE_LIMIT: Final = 1 << 16
 
+#: Up to this size a whole message is copied out of the buffer by slicing it (two copies,
+#: cheaper than making and releasing a memoryview for a short message); beyond, through a
+#: memoryview (one copy).
+_SMALL_COPY: Final = 8192
+
 #: How many trailing octets a discarding reader keeps: one less than the terminator.
 _TAIL_KEEP: Final = len(DATA_TERMINATOR) - 1
 
@@ -113,13 +118,12 @@ def whole_message(
     started at ``pos`` would deliver in its events; the connection calls this before it
     makes one (most short messages never need one).
     """
-    first = buf[pos : pos + 3]
-    if first == _DOT_LINE:
-        return b"", pos + 3
-    if first[:1] == b".":
-        return None  # the first line is dot-stuffed (or the end is not here yet)
-    # The first ``CRLF.`` must be the terminator: a dot-led line needs unstuffing.
-    found = buf.find(_STUFFED, pos, pos + WHOLE_LIMIT)
+    if pos < len(buf) and buf[pos] == 0x2E:
+        # The terminator at once, or a dot-stuffed first line (or its end is not here yet).
+        return (b"", pos + 3) if buf[pos + 1 : pos + 3] == _CRLF else None
+    # The first ``CRLF.`` must be the terminator: a dot-led line needs unstuffing.  It is
+    # looked for dot by dot (``memchr``) as long as there are few lone dots.
+    found, _ = _find_stuffed(buf, pos, pos, 0, pos + WHOLE_LIMIT)
     if found < 0 or buf[found + 3 : found + 5] != _CRLF:
         return None
     end_at = found + 2
@@ -127,14 +131,19 @@ def whole_message(
         end_at - pos > line_limit and first_overlong_line(buf, line_limit, pos, end_at) >= 0
     ):
         return None
+    if end_at - pos <= _SMALL_COPY:
+        return bytes(buf[pos:end_at]), end_at + 3
     with memoryview(buf) as view:
         content = bytes(view[pos:end_at])
     return content, end_at + 3
 
 
-def _find_stuffed(buf: bytearray, start: int, origin: int, lone: int) -> tuple[int, int]:
-    """Index of the first ``CRLF.`` in ``buf`` at or after ``start`` (or -1), and how many
-    lone dots the walk has stepped over since ``origin`` (``lone`` before this call).
+def _find_stuffed(
+    buf: bytearray, start: int, origin: int, lone: int, end: int | None = None
+) -> tuple[int, int]:
+    """Index of the first ``CRLF.`` in ``buf`` at or after ``start`` (and wholly before
+    ``end``), or -1, and how many lone dots the walk has stepped over since ``origin``
+    (``lone`` before this call).
 
     ``bytearray.find`` with a 3-octet needle crawls (about 1.3 GB/s: CPython only uses
     ``memchr`` for 1-octet needles), while ``memchr`` for the dot alone runs at memory
@@ -143,15 +152,15 @@ def _find_stuffed(buf: bytearray, start: int, origin: int, lone: int) -> tuple[i
     lone dots (dots that follow no CRLF), each a Python step: past
     ``_LONE_DOT_HEAD_START`` plus two per KiB scanned, the plain search takes over.
     """
-    dot = buf.find(b".", start + 2)
+    dot = buf.find(b".", start + 2, end)
     while dot >= 0:
         if buf[dot - 1] == 0x0A and buf[dot - 2] == 0x0D:
             return dot - 2, lone
         lone += 1
         if lone > _LONE_DOT_HEAD_START + ((dot - origin) >> 9):
             # A ``CRLF.`` starting before ``dot - 1`` would have put its dot before ``dot``.
-            return buf.find(_STUFFED, dot - 1), lone
-        dot = buf.find(b".", dot + 1)
+            return buf.find(_STUFFED, dot - 1, end), lone
+        dot = buf.find(b".", dot + 1, end)
     return -1, lone
 
 

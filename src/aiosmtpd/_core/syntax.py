@@ -178,7 +178,8 @@ def parse_path_argument(arg: str, keyword: str) -> tuple[str, str] | PathError:
     if fast is not None:
         match = fast.match(arg)
         if match is not None:
-            return match.group(1), match.group(2).strip()
+            address, params = match.groups()
+            return address, params.strip()
     text = strip_keyword(arg, keyword)
     return parse_path(text) if text else PathError.SYNTAX
 
