@@ -47,7 +47,7 @@ from ._core.events import (
     Sentinel,
 )
 from ._driver import ENTER_TASK, WAIT_FOR_INPUT, abandon, drive, resume, start_task_for
-from ._flow import IdleTimer, WriteGate, receive_buffer
+from ._flow import IdleTimer, WriteGate, receive_buffers
 from ._output import ReplyOutput
 from ._proxy_stage import accept_proxy_header
 from ._session import (
@@ -260,10 +260,10 @@ class SessionEngine(ReplyOutput, asyncio.Protocol, asyncio.BufferedProtocol):
         self._send_line(lifecycle.greeting_line(self.hostname, self.__ident__))
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        return receive_buffer()
+        return receive_buffers.view  # receive_buffer(), without the call
 
     def buffer_updated(self, nbytes: int) -> None:
-        data = receive_buffer()[:nbytes]
+        data = receive_buffers.view[:nbytes]
         if type(self).data_received is SessionEngine.data_received:
             self._on_input(data)
         else:

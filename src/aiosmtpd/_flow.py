@@ -39,12 +39,14 @@ class _ReceiveBuffer(threading.local):
         self.view = memoryview(bytearray(RECEIVE_BUFFER_SIZE))
 
 
-_receive_buffer = _ReceiveBuffer()
+#: ``receive_buffers.view`` is this thread's shared receive buffer (what
+#: ``receive_buffer()`` returns; the engine reads the attribute itself, twice per receive).
+receive_buffers = _ReceiveBuffer()
 
 
 def receive_buffer() -> memoryview:
     """This thread's shared receive buffer."""
-    return _receive_buffer.view
+    return receive_buffers.view
 
 
 #: The attribute of an event loop that holds its clocks (by timeout).

@@ -65,9 +65,7 @@ class ReplyOutput:
 
     def _send_line(self, line: bytes) -> None:
         conn = self._conn
-        code = line[:3]
-        # Only a 220 can start the TLS handshake (the mode is read only around those).
-        mode = conn.mode if code == b"220" else None
+        mode = conn.mode
         data = conn.send(line)
         out = self._out
         if out is None:
@@ -75,17 +73,15 @@ class ReplyOutput:
         else:
             out.append(data)
         self._out_size += len(data)
-        if code != b"334":
+        if line[:3] != b"334":
             self._final_replies += 1
-        # 220 to STARTTLS must be on the wire before the handshake starts, whoever runs it
-        # (a plugin's smtp_STARTTLS awaits loop.start_tls right after push()). Other
-        # replies wait for the end of the pipelined group (flushed on NEED_DATA).
-        entered_tls_pending = (
-            mode is not None and mode is not Mode.TLS_PENDING and conn.mode is Mode.TLS_PENDING
-        )
-        if entered_tls_pending:
+        if conn.mode is not mode and conn.mode is Mode.TLS_PENDING:
+            # 220 to STARTTLS must be on the wire before the handshake starts, whoever
+            # runs it (a plugin's smtp_STARTTLS awaits loop.start_tls right after push()).
             self._tls_plain_transport = self._active_transport
-        if self._out_size > WRITE_FLUSH_SIZE or entered_tls_pending:
+            self._flush()
+        elif self._out_size > WRITE_FLUSH_SIZE:
+            # Other replies wait for the end of the pipelined group (flushed on NEED_DATA).
             self._flush()
 
     def _send_continuations(self, block: bytes, lines: int) -> None:
