@@ -409,19 +409,21 @@ def plot(document: Document, path: Path) -> Path:
             [value or 0.0 for value in values],
             color=[colours[i % len(colours)] for i in positions],
         )
+        label_at = [value or 0.0 for value in values]
         if key == headline_key(scenario):  # whiskers: the spread over rounds
             for position, name, value in zip(positions, servers, values, strict=True):
                 bounds = figure_spread(document, scenario, name, key)
                 if value is not None and bounds is not None:
                     low, high = max(0.0, value - bounds[0]), max(0.0, bounds[1] - value)
                     axis.errorbar(value, position, xerr=[[low], [high]], fmt="none", ecolor="black")
+                    label_at[position] = max(value, bounds[1])
         axis.set_yticks(positions, servers, fontsize=8)
         axis.invert_yaxis()
         axis.set_title(title, fontsize=9)
         axis.tick_params(axis="x", labelsize=7)
         for position, value in zip(positions, values, strict=True):
             label = format_number(value) if value is not None else "pending / n/a"
-            axis.text(value or 0.0, position, " " + label, va="center", fontsize=7)
+            axis.text(label_at[position], position, " " + label, va="center", fontsize=7)
         axis.margins(x=0.25)
     for index in range(len(panels), rows * columns):
         axes[index // columns][index % columns].axis("off")
