@@ -127,6 +127,6 @@ def spread(figures: Figures | None, key: str) -> tuple[float, float] | None:
     if not isinstance(recorded, dict) or recorded.get("key") != key:
         return None
     low, high = recorded.get("min"), recorded.get("max")
-    if not (_is_number(low) and _is_number(high)):
+    if not isinstance(low, int | float) or not isinstance(high, int | float):
         return None
     return float(low), float(high)
