@@ -1,13 +1,16 @@
 """Turn one run's figures into ratios, target verdicts, Markdown / reST tables and a PNG plot.
 
-Owns: which figure headlines each scenario, the issue's performance targets, ratios against the
+Owns: the columns of each scenario's table, the issue's performance targets, ratios against the
 baseline measured IN THE SAME RUN, and every rendering of a result document (the JSON written
-by ``run.py``). Works on plain dicts so a saved JSON can be re-rendered later.
+by ``run.py``). Works on plain dicts so a saved JSON can be re-rendered later, including one
+written before rounds existed (read as one round).
 
 Invariants: a missing or failed figure renders as "-" / "pending", never as a number; ratios
-are only taken between two figures of the same document. matplotlib is optional: ``plot``
-raises ``PlotUnavailable`` with an install hint when it is missing.
-Must not know: how figures were measured.
+and verdicts use the figures ``aggregate.combine`` put at the top of each result (medians;
+min / max for the worst-case ones), and are only taken between two figures of the same
+document; the headline figure's spread over rounds is shown next to it as ``[min-max]``.
+matplotlib is optional: ``plot`` raises ``PlotUnavailable`` with an install hint when it is
+missing. Must not know: how figures were measured.
 """
 
 from __future__ import annotations
@@ -17,8 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from benchmarks.aggregate import headline_key, round_count, spread
+
 Document = dict[str, Any]
 BASELINE = "aiosmtpd-1.4.6"
+EN_DASH = "\u2013"  # between the min and the max of a spread
 # Candidate -> the server it is held against (same event loop).
 PAIRS = {"aiosmtpd-2": "aiosmtpd-1.4.6", "aiosmtpd-2-uvloop": "aiosmtpd-1.4.6-uvloop"}
 
@@ -224,6 +230,19 @@ def idle_count_verdict(document: Document, server: str, answered: float, target:
     return "met"
 
 
+def figure_spread(
+    document: Document, scenario: str, server: str, key: str
+) -> tuple[float, float] | None:
+    """(min, max) of ``key`` over the rounds, for the headline figure of a multi-round run."""
+    return spread(document.get("results", {}).get(scenario, {}).get(server), key)
+
+
+def format_spread(bounds: tuple[float, float] | None) -> str:
+    if bounds is None:
+        return ""
+    return f" [{format_number(bounds[0])}{EN_DASH}{format_number(bounds[1])}]"
+
+
 def cell(document: Document, scenario: str, server: str, column: Column) -> str:
     value = figure(document, scenario, server, column.key)
     text = format_number(value)
@@ -231,7 +250,35 @@ def cell(document: Document, scenario: str, server: str, column: Column) -> str:
         relative = ratio(document, scenario, server, BASELINE, column.key)
         if relative is not None:
             text += f" ({format_ratio(relative)})"
+    if value is not None:
+        text += format_spread(figure_spread(document, scenario, server, column.key))
     return text
+
+
+def rounds_of(document: Document) -> int:
+    """Rounds per server in this document (the preset's; 1 for a document before rounds)."""
+    rounds = document.get("params", {}).get("rounds")
+    if isinstance(rounds, int) and rounds > 0:
+        return rounds
+    counts = [
+        round_count(figures)
+        for results in document.get("results", {}).values()
+        for figures in results.values()
+    ]
+    return max(counts, default=1)
+
+
+def rounds_note(document: Document) -> str:
+    """How to read the figures: medians of N rounds, which are worst cases, what [min-max] is."""
+    rounds = rounds_of(document)
+    if rounds < 2:
+        return "One round per server (a fresh server per scenario): single measurements."
+    return (
+        f"Each figure is the median of {rounds} rounds, each on a fresh server, the servers "
+        "interleaved round by round; idle held / answer NOOP are the minimum and peak RSS "
+        f"growth the maximum over rounds (worst case); [min{EN_DASH}max] is the spread of the "
+        "headline figure over the rounds."
+    )
 
 
 def server_status(document: Document, scenario: str, server: str) -> str:
@@ -281,6 +328,8 @@ def markdown(document: Document) -> str:
         f"Ratios in parentheses are against {BASELINE} measured in this same run; "
         f"host: {document.get('host', {}).get('cpus')} CPUs, noisy when shared; "
         f"aiosmtpd 2 at revision {document.get('revision', 'unknown')}.",
+        "",
+        rounds_note(document),
     ]
     for scenario in document.get("results", {}):
         header, rows = table_rows(document, scenario)
@@ -306,7 +355,7 @@ def _rst_csv(title: str, header: list[str], rows: list[list[str]]) -> list[str]:
 
 def restructuredtext(document: Document) -> str:
     """The same tables as reST ``csv-table`` directives, for docs/performance.rst."""
-    lines: list[str] = []
+    lines: list[str] = [rounds_note(document), ""]
     for scenario in document.get("results", {}):
         header, rows = table_rows(document, scenario)
         lines += _rst_csv(scenario_title(scenario), header, rows)
@@ -360,18 +409,27 @@ def plot(document: Document, path: Path) -> Path:
             [value or 0.0 for value in values],
             color=[colours[i % len(colours)] for i in positions],
         )
+        label_at = [value or 0.0 for value in values]
+        if key == headline_key(scenario):  # whiskers: the spread over rounds
+            for position, name, value in zip(positions, servers, values, strict=True):
+                bounds = figure_spread(document, scenario, name, key)
+                if value is not None and bounds is not None:
+                    low, high = max(0.0, value - bounds[0]), max(0.0, bounds[1] - value)
+                    axis.errorbar(value, position, xerr=[[low], [high]], fmt="none", ecolor="black")
+                    label_at[position] = max(value, bounds[1])
         axis.set_yticks(positions, servers, fontsize=8)
         axis.invert_yaxis()
         axis.set_title(title, fontsize=9)
         axis.tick_params(axis="x", labelsize=7)
         for position, value in zip(positions, values, strict=True):
             label = format_number(value) if value is not None else "pending / n/a"
-            axis.text(value or 0.0, position, " " + label, va="center", fontsize=7)
+            axis.text(label_at[position], position, " " + label, va="center", fontsize=7)
         axis.margins(x=0.25)
     for index in range(len(panels), rows * columns):
         axes[index // columns][index % columns].axis("off")
     fig.suptitle(
-        f"aiosmtpd benchmark {document.get('stamp', '')} ({document.get('preset')}); "
+        f"aiosmtpd benchmark {document.get('stamp', '')} ({document.get('preset')}, "
+        f"median of {rounds_of(document)} round(s), whiskers min{EN_DASH}max); "
         "only ratios within one run are meaningful",
         fontsize=10,
     )

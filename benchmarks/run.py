@@ -8,13 +8,17 @@ Usage (from the repository root)::
 
 Owns: the command line, the choice of servers (this project on asyncio and, when its CLI has
 ``--loop``, on uvloop; aiosmtpd 1.4.6 from PyPI in a venv this script creates, on asyncio and on
-uvloop; smtp-sink), running every scenario against every server with a fresh server each time,
-and writing ``benchmarks/results/<stamp>.json`` / ``.md`` / ``.rst`` / ``.png``.
+uvloop; smtp-sink), running every scenario ``rounds`` times against every server with a fresh
+server each time, and writing ``benchmarks/results/<stamp>.json`` / ``.md`` / ``.rst`` /
+``.png``.
 
-Invariants: scenarios are the outer loop and servers the inner one, so a burst of foreign load
-hits every server of a scenario alike; every server is killed (whole process group) before the
-next starts, also on Ctrl-C or SIGTERM; a server that cannot start is reported as pending, not
-measured. Must not know: how a scenario measures, how tables are rendered.
+Invariants: scenarios are the outer loop, rounds the middle one and servers the inner one
+(``aggregate.measurement_order``), so a burst of foreign load hits every server of a scenario
+alike; each server's rounds are folded by ``aggregate.combine`` (medians, per-round figures
+kept); every server is killed (whole process group) before the next starts, also on Ctrl-C or
+SIGTERM; a server that cannot start is reported as pending, not measured, and a server that
+fails a round is not run again for that scenario. Must not know: how a scenario measures, how
+tables are rendered.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from typing import Any
 if __package__ in {None, ""}:  # run as ``python benchmarks/run.py``
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import report
+from benchmarks import aggregate, report
 from benchmarks.scenarios import MIB, PRESETS, Preset, scenario_table, smtp_source_path
 from benchmarks.servers import (
     BENCH_DIR,
@@ -292,7 +296,7 @@ def measure(arguments: argparse.Namespace) -> tuple[report.Document, bool]:
         log(f"warning: only {file_limit} open files allowed; the idle scenario will fall short")
 
     document: report.Document = {
-        "schema": 1,
+        "schema": 2,
         "stamp": stamp,
         "preset": arguments.preset,
         "params": {k: list(v) if isinstance(v, tuple) else v for k, v in vars(preset).items()},
@@ -310,32 +314,45 @@ def measure(arguments: argparse.Namespace) -> tuple[report.Document, bool]:
     for name, why in unavailable.items():
         log(f"{name}: pending ({why})")
     broken: dict[str, str] = {}
-    all_ok = True
+    rounds: dict[str, dict[str, list[dict[str, Any]]]] = {}
     started = time.monotonic()
+    for scenario, number, spec in aggregate.measurement_order(chosen, specs, preset.rounds):
+        done = rounds.setdefault(scenario, {}).setdefault(spec.name, [])
+        if spec.name in broken or (done and not done[-1]["ok"]):
+            continue  # cannot start, or already failed this scenario: nothing more to learn
+        figures = run_one(spec, scenario, table[scenario], preset, arguments.host, log_dir, number)
+        if figures.pop("start_failed", False):
+            broken[spec.name] = figures["error"]
+            for server in document["servers"]:
+                if server["name"] == spec.name:
+                    server.update(available=False, error=figures["error"])
+        done.append(figures)
+        log(f"{scenario:15} r{number}/{preset.rounds} {spec.name:22} {brief(figures)}")
+    all_ok = True
     for scenario in chosen:
         results: dict[str, Any] = document["results"].setdefault(scenario, {})
         for spec in specs:
-            if spec.name in broken:
-                results[spec.name] = {"ok": False, "error": broken[spec.name]}
-                continue
-            figures = run_one(spec, scenario, table[scenario], preset, arguments.host, log_dir)
-            if figures.pop("start_failed", False):
-                broken[spec.name] = figures["error"]
-                for server in document["servers"]:
-                    if server["name"] == spec.name:
-                        server.update(available=False, error=figures["error"])
-            all_ok = all_ok and bool(figures["ok"])
-            results[spec.name] = figures
-            log(f"{scenario:15} {spec.name:22} {brief(figures)}")
+            done = rounds.get(scenario, {}).get(spec.name, [])
+            if not done:  # a server that could not start in an earlier scenario
+                results[spec.name] = {"ok": False, "error": broken.get(spec.name, "not run")}
+            else:
+                results[spec.name] = aggregate.combine(done, scenario, preset.rounds)
+            all_ok = all_ok and bool(results[spec.name]["ok"])
     document["elapsed_s"] = round(time.monotonic() - started, 1)
     return document, all_ok
 
 
 def run_one(
-    spec: ServerSpec, scenario: str, function: Any, preset: Preset, host: str, log_dir: Path
+    spec: ServerSpec,
+    scenario: str,
+    function: Any,
+    preset: Preset,
+    host: str,
+    log_dir: Path,
+    round_number: int = 1,
 ) -> dict[str, Any]:
-    """Start a fresh server, run one scenario, always kill the server."""
-    log_path = log_dir / f"{spec.name}-{scenario}.log"
+    """Start a fresh server, run one round of one scenario, always kill the server."""
+    log_path = log_dir / f"{spec.name}-{scenario}-r{round_number}.log"
     try:
         server = RunningServer(spec, host, log_path)
         server.start()

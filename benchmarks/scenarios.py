@@ -1,9 +1,10 @@
 """Scenarios: apply one load to one running server and turn it into figures.
 
-Owns: the presets (every count, size and time limit), the scenario list, driving Postfix's
-``smtp-source`` for the two session scenarios and the built-in client for the others, and the
-measurement around the load (server CPU seconds incl. children from ``/proc/<pid>/stat``,
-VmRSS / VmHWM from ``/proc/<pid>/status``, wall time, how busy the whole host was).
+Owns: the presets (every count, size and time limit, and how many rounds of each scenario),
+the scenario list, driving Postfix's ``smtp-source`` for the two session scenarios and the
+built-in client for the others, and the measurement of one round around the load (server CPU
+seconds incl. children from ``/proc/<pid>/stat``, VmRSS / VmHWM from ``/proc/<pid>/status``,
+wall time, how busy the whole host was).
 
 Invariants: each scenario measures only its load (a short warm-up runs before the
 measurement starts, and the peak RSS is reset after it); every external program runs with a
@@ -48,6 +49,8 @@ class Preset:
     idle_hold_seconds: float = 1.0
     warmup_messages: int = 50
     scenario_limit_seconds: float = 60.0
+    #: Each scenario is measured this many times per server, each time on a fresh server.
+    rounds: int = 3
 
     def with_overrides(self, overrides: dict[str, str]) -> Preset:
         """A copy with ``key=value`` strings converted to each field's type."""
@@ -64,6 +67,8 @@ class Preset:
                 changes[key] = float(text)
             else:
                 changes[key] = int(text)
+        if changes.get("rounds", self.rounds) < 1:
+            raise ValueError("rounds must be at least 1")
         return replace(self, **changes)
 
 
@@ -94,6 +99,7 @@ PRESETS: dict[str, Preset] = {
         idle_hold_seconds=0.1,
         warmup_messages=5,
         scenario_limit_seconds=20.0,
+        rounds=1,
     ),
 }
 
