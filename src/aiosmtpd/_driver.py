@@ -165,20 +165,22 @@ def drive(engine: SessionEngine, touched: bool = False) -> None:
     ):
         fast = _NO_COMMANDS
     log_commands: bool | None = None  # asked when the first fast command is served
+    # (Both made with the connection and kept to its end.)
+    conn, writes = engine._conn, engine._writes
     try:
         while engine._task is None and engine._suspended is None:
             event: Event | Sentinel | None
             if (
                 engine._closing
                 or engine._shutdown_requested
-                or engine._writes.paused
+                or writes.paused
                 or not inline  # a class that overrides _ready_event or _poll, say
             ):
                 event = engine._ready_event()
             else:
                 # _ready_event's common case, inlined: one core call per event. The idle
                 # timer restarts once per batch (no time passes between its events).
-                event = engine._conn.next_event()
+                event = conn.next_event()
                 if event is NEED_DATA:
                     engine._flush()  # _input_drained's common case (reading not paused)
                     if engine._reading_paused:
@@ -214,16 +216,16 @@ def drive(engine: SessionEngine, touched: bool = False) -> None:
                     _step(engine, fastlane.answer_error(engine, error), None)
                     continue
                 if work is None:
-                    if not engine._writes.paused:
+                    if not writes.paused:
                         continue
                     # As the general path (_emit, then push's wait): what is buffered goes
                     # out, and the command waits in the task for the peer to read.
                     engine._flush()
-                    _step(engine, engine._writes.wait(), None)
+                    _step(engine, writes.wait(), None)
                     continue
                 if (
-                    engine._conn.drained
-                    and not engine._writes.paused
+                    conn.drained
+                    and not writes.paused
                     and not engine._reading_paused
                     and not engine._closing
                 ):

@@ -245,7 +245,7 @@ def _mail(engine: SMTP, arg: str | None) -> None:
         address, params = parsed
     envelope = engine._envelope  # the envelope property (kept by the class), inlined
     if envelope is None:
-        envelope = engine.envelope
+        envelope = engine._envelope = engine._create_envelope()
     if envelope.mail_from:
         engine._say(R.NESTED_MAIL)
         return
