@@ -181,7 +181,7 @@ class ChunkingMixin(SessionEngine):
             event = await self._next_event()
             if isinstance(event, DataChunk):
                 if sink is not None:
-                    sink.write(event.data)
+                    sink.write(event.data)  # b"": the core wrote it into the sink
             elif isinstance(event, EndOfChunk):
                 return event
             elif event is None or isinstance(event, ConnectionClosed):

@@ -152,7 +152,7 @@ class TransactionMixin(ext.ExtensionsMixin):
                         if rest is None:
                             rest, forwarder = self._spill(first, transport)
                             first = None
-                        rest.write(event.data)
+                        rest.write(event.data)  # b"" once the core writes into it
                     del event
                 elif isinstance(event, EndOfData):
                     if event.error is not None:
