@@ -174,11 +174,14 @@ class ChunkingMixin(SessionEngine):
     ) -> EndOfChunk:
         """Have the core read the chunk; write its content to ``sink``."""
         self._conn.start_chunk(size, room, discard=discard)
+        if sink is not None:
+            # The core writes the content straight from its receive buffer.
+            self._conn.write_content_to(sink)
         while True:
             event = await self._next_event()
             if isinstance(event, DataChunk):
                 if sink is not None:
-                    sink.write(event.data)
+                    sink.write(event.data)  # b"": the core wrote it into the sink
             elif isinstance(event, EndOfChunk):
                 return event
             elif event is None or isinstance(event, ConnectionClosed):

@@ -5,7 +5,8 @@ ESMTP parameters, replying on failure (``_parse_path_arg``), checking MAIL's par
 (SIZE, BODY, SMTPUTF8 and the opt-in extensions', ``_mail_params``), and collecting a
 DATA command's content from the core (``_read_message``).
 Invariants: arguments are parsed only by ``aiosmtpd._core.syntax``; a message is held
-once (the first chunk as is, later ones in a ``BytesIO`` that hands its buffer out).
+once (the first chunk as is; a message longer than one read in a ``BytesIO`` that hands
+its buffer out, which the core writes into from its receive buffer).
 Must not know: hooks, what is done with the message, the transport (``_buffered`` does).
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import io
 import logging
+from typing import Any
 
 from . import _buffered as buffered
 from . import _extensions as ext
@@ -101,10 +103,12 @@ class TransactionMixin(ext.ExtensionsMixin):
 
     async def _read_message(self) -> EndOfData | tuple[bytes, EndOfData]:
         """Collect DATA content; the EndOfData alone if it carries an error."""
-        # The first chunk is kept as is (most messages are one chunk: no copy at all);
-        # later ones are appended to a BytesIO whose getvalue() hands its own buffer out
-        # (trimmed in place) instead of copying it, so a big message exists once, not
-        # twice as with a list of chunks and join().
+        # The first chunk is kept as is (most messages are one chunk: no copy at all).
+        # When the content spans reads, it goes on in a BytesIO whose getvalue() hands its
+        # own buffer out (trimmed in place) instead of copying it, so a big message exists
+        # once, not twice as with a list of chunks and join(); the core writes the rest
+        # of the content into it straight from its receive buffer (``write_content_to``),
+        # so no slab is copied into a ``DataChunk`` first.
         first: bytes | None = None
         rest: io.BytesIO | None = None
         conn = self._conn
@@ -127,8 +131,9 @@ class TransactionMixin(ext.ExtensionsMixin):
                     polled = conn.next_event()
                     if polled is NEED_DATA:
                         self._flush()
-                        if forwarder is None and first is not None:
-                            forwarder = buffered.begin(self, transport, self._library_reads())
+                        if first is not None:
+                            rest, forwarder = self._spill(first, transport)
+                            first = None
                         await self._wait_for_input()
                         touched = False
                         continue
@@ -141,14 +146,13 @@ class TransactionMixin(ext.ExtensionsMixin):
                             self._timer.touch()
                             touched = True
                 if isinstance(event, DataChunk):
-                    if first is None:
+                    if first is None and rest is None:
                         first = event.data
                     else:
                         if rest is None:
-                            rest = io.BytesIO()
-                            rest.write(first)
-                            first = b""
-                        rest.write(event.data)
+                            rest, forwarder = self._spill(first, transport)
+                            first = None
+                        rest.write(event.data)  # b"" once the core writes into it
                     del event
                 elif isinstance(event, EndOfData):
                     if event.error is not None:
@@ -161,8 +165,23 @@ class TransactionMixin(ext.ExtensionsMixin):
                 else:
                     log.error("%r unexpected event in DATA: %r", self.session.peer, event)
         finally:
+            if rest is not None:
+                conn.write_content_to(None)  # if we leave before the content ended
             if forwarder is not None:
                 buffered.end(self, transport, forwarder)
+
+    def _spill(
+        self, first: bytes | None, transport: Any
+    ) -> tuple[io.BytesIO, buffered.ContentReads | None]:
+        """The content spans more than one read: a ``BytesIO`` holding ``first`` that the
+        core writes the rest of the content into, and the read forwarder (``_buffered``)
+        if the transport needs one."""
+        rest = io.BytesIO()
+        if first:
+            rest.write(first)
+        self._conn.write_content_to(rest)
+        forwarder = buffered.begin(self, transport, self._library_reads())
+        return rest, forwarder
 
     def _library_reads(self) -> bool:
         """Whether this class keeps the library's own read callbacks (``_buffered``)."""

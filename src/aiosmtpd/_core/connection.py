@@ -12,9 +12,12 @@ after an ``AuthLine`` it returns ``PAUSED`` until the final line of the driver's
 gone through ``send``.  Consumed octets are dropped from the front of the buffer only when
 they are at least half of it, so the cost is amortised O(1) per octet whatever the
 pipelining depth; during message content that happens in ``receive_data``, by overwriting
-in place, so the buffer keeps its allocation from one receive to the next.  A command
-line that grows past the largest limit that could apply to it is rejected at once and the
-rest of it is skipped as it arrives: memory stays bounded by that limit plus one receive.
+in place, so the buffer keeps its allocation from one receive to the next.  Message
+content is handed out in ``DataChunk`` events, or written by the readers straight from
+the buffer into a sink the driver gave (``write_content_to``: the one place the core
+calls out, and only into the driver's own object).  A command line that grows past the
+largest limit that could apply to it is rejected at once and the rest of it is skipped
+as it arrives: memory stays bounded by that limit plus one receive.
 
 Invariants: the mode changes only through state.py's table (``transition``, or on the hot
 paths a lookup in a table derived from it: ``TRANSITIONS_BY_INPUT``, the verb tables of
@@ -34,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from . import replies
-from .data import ChunkReader, DotDataReader, whole_message
+from .data import ChunkReader, ContentSink, DotDataReader, whole_message
 from .events import (
     NEED_DATA,
     PAUSED,
@@ -62,7 +65,7 @@ from .state import (
     transition,
 )
 
-__all__ = ["CoreConfig", "Mode", "ServerConnection"]
+__all__ = ["ContentSink", "CoreConfig", "Mode", "ServerConnection"]
 
 #: A verb is printable ASCII; HTAB is tolerated so that, as in aiosmtpd 1.4, ``NOOP\tx``
 #: is the unknown verb ``NOOP\tX`` (answered 500 "not recognized") rather than bad syntax.
@@ -351,6 +354,28 @@ class ServerConnection:
         self._data_reader = ChunkReader(size, room, discard)
         self._awaiting_reply = False
 
+    def write_content_to(self, sink: ContentSink | None) -> None:
+        """Write the rest of the current message's content (after ``354``) or BDAT chunk
+        (after ``start_chunk``) to ``sink`` instead of handing it out in ``DataChunk``
+        events, which then carry only its size (``written``); ``None`` undoes it.
+
+        Each validated, unstuffed slab is written straight from the receive buffer (a
+        ``memoryview`` valid only during ``sink.write``), so content is not copied on its
+        way to the driver's storage; the events are as without a sink, one per slab.
+        Every limit is checked before a slab is written: content past a limit never
+        reaches the sink.  The sink is forgotten when the
+        content ends (``EndOfData``, ``EndOfChunk``, ``ConnectionClosed``, ``close``).
+        Once the connection is closed this does nothing (as ``start_chunk``).
+        """
+        reader = self._data_reader
+        if reader is None:
+            if self.mode is not _DATA_MODE:
+                if sink is None or self.mode is _CLOSED_MODE:
+                    return
+                raise CoreUsageError("write_content_to() is only allowed in message content")
+            reader = self._data_reader = self._new_data_reader()
+        reader.sink = sink
+
     def tls_established(self) -> None:
         """The STARTTLS handshake completed: start afresh in command mode (RFC 3207 §4.2)."""
         action, self.mode = transition(self.mode, Input.TLS_ESTABLISHED)
@@ -456,9 +481,7 @@ class ServerConnection:
     def _next_data_event(self) -> Event | Sentinel:
         reader = self._data_reader
         if reader is None:  # START_DATA leaves it to be made here (start_chunk makes its own)
-            reader = self._data_reader = DotDataReader(
-                self._pos, self._config.data_size_limit, self._config.line_length_limit
-            )
+            reader = self._data_reader = self._new_data_reader()
         event, self._pos = reader.read(self._buf, self._pos, self._eof)
         if event is None:
             return NEED_DATA
@@ -471,6 +494,10 @@ class ServerConnection:
             return event
         self._end_data()
         return event
+
+    def _new_data_reader(self) -> DotDataReader:
+        config = self._config
+        return DotDataReader(self._pos, config.data_size_limit, config.line_length_limit)
 
     def whole_message(self) -> bytes | None:
         """The content of a DATA message, consumed at once, if none of it was read yet and

@@ -66,11 +66,15 @@ class DataChunk:
     """A piece of message content in DATA mode.
 
     Dot-unstuffed (RFC 5321 §4.5.2), line endings kept exactly as received; the
-    concatenation of all chunks of a message is the message content.
+    concatenation of all chunks of a message is the message content.  Once the driver
+    gave a sink (``ServerConnection.write_content_to``) the piece was written to it, and
+    the event only tells its size: content keeps arriving.
     """
 
-    #: The content bytes.
+    #: The content bytes; empty if they were written to the driver's sink.
     data: bytes
+    #: Octets written to the driver's sink for this event (0 without a sink).
+    written: int = 0
 
 
 @dataclass(frozen=True, slots=True)
