@@ -85,6 +85,7 @@ _INLINE_HELPERS = (
     "_send_line",
     "_render",
     "_flush",
+    "_reply_before_release",
     "_close_after_reply",
     "_extension_ehlo_lines",
     "_requiretls_offered",

@@ -383,6 +383,8 @@ async def _receive(engine: SMTP) -> None:
     if engine._writes.paused:
         engine._flush()
         await engine._writes.wait()
+    elif not isinstance(received, EndOfData):
+        engine._reply_before_release(received[0])
 
 
 _COMMANDS: dict[str, FastCommand] = {

@@ -7,7 +7,9 @@ buffers them and writes them with ONE ``transport.write`` per pipelined group
 ENHANCEDSTATUSCODES is on) and ``push``, the 1.4 coroutine that waits while the peer is
 not reading.
 Invariants: ``220`` to STARTTLS is on the wire before anything can start the handshake;
-a buffered group is written once it passes ``WRITE_FLUSH_SIZE`` even mid-group.
+a buffered group is written once it passes ``WRITE_FLUSH_SIZE`` even mid-group; the reply
+to a message of ``EARLY_REPLY_SIZE`` or more is written before the message is released
+(``_reply_before_release``).
 Must not know: which command is being served, hooks, the driver.
 """
 
@@ -22,6 +24,12 @@ from ._flow import WriteGate
 
 #: Write buffered replies out once they exceed this, even mid-group.
 WRITE_FLUSH_SIZE = 64 * 1024
+
+#: The reply to a message of at least this many octets is written at once, before the
+#: message is released: freeing a block this large hands its pages back to the system
+#: (glibc unmaps it), about 5 % of the time the message took to arrive, which the client
+#: need not wait for. Smaller messages keep their reply in the pipelined group's write.
+EARLY_REPLY_SIZE = 256 * 1024
 
 
 class ReplyOutput:
@@ -82,6 +90,12 @@ class ReplyOutput:
             self._flush()
         elif self._out_size > WRITE_FLUSH_SIZE:
             # Other replies wait for the end of the pipelined group (flushed on NEED_DATA).
+            self._flush()
+
+    def _reply_before_release(self, content: bytes | str) -> None:
+        """The reply to ``content`` is queued and the caller is about to let it go: write
+        the reply now if ``content`` is big (see ``EARLY_REPLY_SIZE``)."""
+        if len(content) >= EARLY_REPLY_SIZE:
             self._flush()
 
     def _send_continuations(self, block: bytes, lines: int) -> None:

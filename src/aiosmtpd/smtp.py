@@ -631,6 +631,7 @@ class SMTP(BuiltinMechanisms, ChunkingMixin, TransactionMixin, SessionEngine):
         finally:
             self._set_rset_state()
         await self._push_data_replies(status, envelope)
+        self._reply_before_release(content)
 
     async def _deliver(self) -> Any:
         if "DATA" in self._handle_hooks:
