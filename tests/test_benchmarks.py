@@ -68,7 +68,7 @@ def test_preset_overrides_convert_types_and_reject_unknown_keys() -> None:
 
 
 def test_rounds_per_preset_and_override() -> None:
-    assert [PRESETS[name].rounds for name in ("quick", "full", "smoke")] == [3, 3, 1]
+    assert [PRESETS[name].rounds for name in ("quick", "full", "smoke")] == [3, 5, 1]
     assert PRESETS["quick"].with_overrides({"rounds": "5"}).rounds == 5
     with pytest.raises(ValueError, match="rounds must be at least 1"):
         Preset().with_overrides({"rounds": "0"})
