@@ -24,24 +24,16 @@ import subprocess
 import sys
 import time
 
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP
 from aiosmtpd.testing.transport import MemoryTransport
+
+from .util import SizeRecorder
 
 _LINES = {
     "base64": [b"QUJD" * 19 + b"\r\n"],
     "1-in-20": [b"x" * 76 + b"\r\n"] * 19 + [b"." + b"y" * 75 + b"\r\n"],
 }
 READ = 256 * 1024
-
-
-class Sink:
-    def __init__(self) -> None:
-        self.size = -1
-
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        assert isinstance(envelope.content, bytes)
-        self.size = len(envelope.content)
-        return "250 OK"
 
 
 def feed(server: SMTP, data: bytes | memoryview) -> None:
@@ -56,7 +48,7 @@ def _callgrind(switch: str) -> None:
 
 
 async def run_once(message: bytes, content_size: int) -> float:
-    handler = Sink()
+    handler = SizeRecorder()
     server = SMTP(handler, data_size_limit=None)
     transport = MemoryTransport()
     server.connection_made(transport)

@@ -14,21 +14,13 @@ import tracemalloc
 
 import pytest
 
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP
 from aiosmtpd.testing.transport import SMTPClient
+
+from .util import SizeRecorder
 
 MESSAGE_SIZE = 8 << 20
 LINE = b"x" * 76 + b"\r\n"
-
-
-class SizeRecorder:
-    def __init__(self) -> None:
-        self.size = -1
-
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        assert isinstance(envelope.content, bytes)
-        self.size = len(envelope.content)
-        return "250 OK"
 
 
 @pytest.mark.asyncio

@@ -23,6 +23,18 @@ class Recorder:
         return "250 OK"
 
 
+class SizeRecorder:
+    """A handler that keeps only the size of the last delivered message's content."""
+
+    def __init__(self) -> None:
+        self.size = -1
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        assert isinstance(envelope.content, bytes)
+        self.size = len(envelope.content)
+        return "250 OK"
+
+
 @contextlib.asynccontextmanager
 async def connect(
     handler: Any = None,
