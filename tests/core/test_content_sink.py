@@ -235,13 +235,19 @@ def test_sink_matches_events_at_random_splits(
         check_same(stream, at_cuts(b"DATA\r\n" + stream + b"NOOP\r\n", cuts), config, eof=eof)
 
 
-def test_the_sink_is_forgotten_when_the_message_ends() -> None:
+def in_content_with_sink() -> tuple[ServerConnection, ViewSink]:
+    """A connection past ``DATA``'s 354 that writes the content to a new ``ViewSink``."""
     conn = ServerConnection(CoreConfig())
     sink = ViewSink()
     conn.receive_data(b"DATA\r\n")
     conn.next_event()
     conn.send(b"354 go")
     conn.write_content_to(sink)
+    return conn, sink
+
+
+def test_the_sink_is_forgotten_when_the_message_ends() -> None:
+    conn, sink = in_content_with_sink()
     conn.receive_data(b"one\r\n.\r\nDATA\r\n")
     assert conn.next_event() == DataChunk(b"", 5)
     assert conn.next_event() == EndOfData(None, 5)
@@ -254,17 +260,13 @@ def test_the_sink_is_forgotten_when_the_message_ends() -> None:
 
 
 def test_write_content_to_none_goes_back_to_events() -> None:
-    conn = ServerConnection(CoreConfig())
-    sink = ViewSink()
-    conn.receive_data(b"DATA\r\n")
-    conn.next_event()
-    conn.send(b"354 go")
-    conn.write_content_to(sink)
+    conn, sink = in_content_with_sink()
     conn.receive_data(b"one\r\n")
     assert conn.next_event() == DataChunk(b"", 5)
     conn.write_content_to(None)
     conn.receive_data(b"two\r\n")
     assert conn.next_event() == DataChunk(b"two\r\n")
+    assert sink.content.getvalue() == b"one\r\n"
 
 
 def test_write_content_to_outside_content() -> None:
