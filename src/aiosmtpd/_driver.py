@@ -166,6 +166,7 @@ def drive(engine: SessionEngine, touched: bool = False) -> None:
     ):
         fast = _NO_COMMANDS
     log_commands: bool | None = None  # asked when the first fast command is served
+    limit_calls = engine._enforce_call_limit
     # (Both made with the connection and kept to its end.)
     conn, writes = engine._conn, engine._writes
     try:
@@ -196,14 +197,16 @@ def drive(engine: SessionEngine, touched: bool = False) -> None:
                 break
             if type(event) is Command:
                 verb = event.verb
-                if verb not in inline or (verb in hooks and verb not in GATED_HOOK_VERBS):
-                    start_task_for(engine, engine._dispatch(event))
-                    continue
-                command = fast.get(verb)
-                if command is None or (
-                    engine._enforce_call_limit and not fastlane.within_call_limit(engine, verb)
+                command = fast.get(verb)  # (only inline verbs have one)
+                if (
+                    command is None
+                    or (verb in hooks and verb not in GATED_HOOK_VERBS)
+                    or (limit_calls and not fastlane.within_call_limit(engine, verb))
                 ):
-                    _step(engine, engine._on_command(event), None)
+                    if verb not in inline or (verb in hooks and verb not in GATED_HOOK_VERBS):
+                        start_task_for(engine, engine._dispatch(event))
+                    else:
+                        _step(engine, engine._on_command(event), None)
                     continue
                 # The fast lane: what _on_command does once its gates passed (they do).
                 engine._after_auth = False

@@ -17,7 +17,10 @@ Invariants: a function here does exactly what ``SMTP.smtp_<VERB>`` does when the
 keeps the library's ``smtp_<VERB>``, its helpers (``_driver._inline_verbs``), ``push``,
 ``_call_handler_hook`` and the checks (``smtp._plain_steps``), and the handler has no
 ``handle_<VERB>`` hook: the same replies, in the same order, through the same helpers
-(``_say``, ``_emit``, ``_parse_path_arg`` ...), and the same state changes. Anything
+(``_say``, ``_emit``, ``_parse_path_arg`` ...), and the same state changes. Its
+constant replies (``250 OK`` to MAIL, ``354`` to DATA ...) are worked out once per verb
+(``_known``) and go out through ``_send_known``, which skips the per-line lookups of
+``_send_line``; the core checks each was made for the command it answers. Anything
 else (a hook, an override, ``handle_exception``, ``require_starttls`` before TLS, a
 failed TLS check, a call limit reached, an unknown verb) takes the general path. A
 function never awaits: where the general path would wait for the peer to read
@@ -40,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._core import replies as R
 from ._core import syntax as S
+from ._core.connection import KnownReply, known_reply
 from ._core.events import EndOfData
 
 if TYPE_CHECKING:
@@ -100,8 +104,25 @@ async def answer_error(engine: SessionEngine, error: Exception) -> None:
 #: ``R.OK.line(enhanced_status_codes)`` (what ``_say`` sends) and the like, indexed by
 #: that flag.
 _OK = (R.OK.line(False), R.OK.line(True))
-_BYE = (R.BYE.line(False), R.BYE.line(True))
-_START_DATA = (R.START_DATA.line(False), R.START_DATA.line(True))
+
+
+def _known(reply: R.Reply, verb: str | None) -> tuple[KnownReply, KnownReply]:
+    """``reply`` as sent to ``verb``, worked out ahead for ``_send_known``, by
+    ``enhanced_status_codes``."""
+    lines = (reply.line(False), reply.line(True))
+    if verb == "STARTTLS" or any(line.startswith(b"334") for line in lines):
+        raise ValueError("_send_known takes neither a 334 nor a reply to STARTTLS")
+    return (known_reply(lines[0], verb), known_reply(lines[1], verb))
+
+
+_MAIL_OK = _known(R.OK, "MAIL")
+_RCPT_OK = _known(R.OK, "RCPT")
+_RSET_OK = _known(R.OK, "RSET")
+_NOOP_OK = _known(R.OK, "NOOP")
+_QUIT_BYE = _known(R.BYE, "QUIT")
+_DATA_GO = _known(R.START_DATA, "DATA")
+#: The reply to a message's content: ``EndOfData`` cleared the current command.
+_CONTENT_OK = _known(R.OK, None)
 #: ``parse_esmtp_params("")`` (never mutated: without options nothing is added to it).
 _NO_PARAMS = S.EsmtpParams([], {})
 
@@ -208,14 +229,14 @@ def _send_each(engine: SMTP, lines: list[str], encoding: str) -> None:
 
 
 def _noop(engine: SMTP, arg: str | None) -> None:
-    engine._send_line(_OK[engine.enhanced_status_codes])
+    engine._send_known(_NOOP_OK[engine.enhanced_status_codes])
 
 
 def _quit(engine: SMTP, arg: str | None) -> None:
     if arg:
         engine._say(R.QUIT_SYNTAX)
         return
-    engine._send_line(_BYE[engine.enhanced_status_codes])
+    engine._send_known(_QUIT_BYE[engine.enhanced_status_codes])
     engine._closing = True  # _close_after_reply (kept by the class), inlined
 
 
@@ -224,7 +245,7 @@ def _rset(engine: SMTP, arg: str | None) -> None:
         engine._say(R.RSET_SYNTAX)
         return
     engine._set_rset_state()
-    engine._send_line(_OK[engine.enhanced_status_codes])
+    engine._send_known(_RSET_OK[engine.enhanced_status_codes])
 
 
 def _mail(engine: SMTP, arg: str | None) -> None:
@@ -260,7 +281,7 @@ def _mail(engine: SMTP, arg: str | None) -> None:
     engine._binarymime_envelope = envelope if binarymime else None
     envelope.mail_from = address
     envelope.mail_options.extend(options)
-    engine._send_line(_OK[engine.enhanced_status_codes])
+    engine._send_known(_MAIL_OK[engine.enhanced_status_codes])
 
 
 def _rcpt(engine: SMTP, arg: str | None) -> None:
@@ -300,7 +321,7 @@ def _rcpt(engine: SMTP, arg: str | None) -> None:
         options = taken
     envelope.rcpt_tos.append(address)
     envelope.rcpt_options.extend(options)
-    engine._send_line(_OK[engine.enhanced_status_codes])
+    engine._send_known(_RCPT_OK[engine.enhanced_status_codes])
 
 
 def _data(engine: SMTP, arg: str | None) -> ContentStart | None:
@@ -326,7 +347,7 @@ def _data(engine: SMTP, arg: str | None) -> ContentStart | None:
     if transfer is not None and transfer.envelope is envelope:
         engine._say(R.BDAT_DATA_AFTER_BDAT)
         return None
-    engine._send_line(_START_DATA[engine.enhanced_status_codes])
+    engine._send_known(_DATA_GO[engine.enhanced_status_codes])
     if (
         engine._decode_data
         or "DATA" in engine._handle_hooks
@@ -356,7 +377,7 @@ def _receive_whole(engine: SMTP) -> Coroutine[Any, None, None] | None:
     envelope.content = content
     envelope.original_content = content
     engine._set_rset_state()
-    engine._send_line(_OK[engine.enhanced_status_codes])
+    engine._send_known(_CONTENT_OK[engine.enhanced_status_codes])
     if writes.paused:
         engine._flush()
         return writes.wait()

@@ -19,7 +19,7 @@ from typing import Any
 
 from ._compat import CompatStream
 from ._core import replies as R
-from ._core.connection import Mode, ServerConnection
+from ._core.connection import KnownReply, Mode, ServerConnection
 from ._flow import WriteGate
 
 #: Write buffered replies out once they exceed this, even mid-group.
@@ -90,6 +90,21 @@ class ReplyOutput:
             self._flush()
         elif self._out_size > WRITE_FLUSH_SIZE:
             # Other replies wait for the end of the pipelined group (flushed on NEED_DATA).
+            self._flush()
+
+    def _send_known(self, known: KnownReply) -> None:
+        """``_send_line`` for one of the library's own lines worked out ahead
+        (``known_reply``; see ``_fastlane``): never a ``334`` challenge, never STARTTLS's
+        ``220``, so neither needs looking for."""
+        data = self._conn.send_known(known)
+        out = self._out
+        if out is None:
+            self._out = [data]
+        else:
+            out.append(data)
+        self._final_replies += 1
+        self._out_size += len(data)
+        if self._out_size > WRITE_FLUSH_SIZE:
             self._flush()
 
     def _reply_before_release(self, content: bytes | str) -> None:

@@ -670,6 +670,32 @@ def test_continuation_lines_change_nothing_in_the_core() -> None:
     assert not is_final_reply_line(b"250-SIZE 10")
 
 
+def test_lines_worked_out_ahead_are_the_library_replies_for_their_verbs() -> None:
+    """What the fast lane hands ``_send_known``: the reply ``_say`` would send, worked out
+    for the verb it answers; never a challenge or STARTTLS's reply, which ``_send_line``
+    must look at."""
+    from aiosmtpd._core import replies as R
+
+    cases = {
+        "_MAIL_OK": (R.OK, "MAIL"),
+        "_RCPT_OK": (R.OK, "RCPT"),
+        "_RSET_OK": (R.OK, "RSET"),
+        "_NOOP_OK": (R.OK, "NOOP"),
+        "_QUIT_BYE": (R.BYE, "QUIT"),
+        "_DATA_GO": (R.START_DATA, "DATA"),
+        "_CONTENT_OK": (R.OK, None),
+    }
+    for name, (reply, verb) in cases.items():
+        for enhanced in (False, True):
+            known_verb, _, final, wire, line = getattr(_fastlane, name)[enhanced]
+            assert (known_verb, final, line) == (verb, True, reply.line(enhanced)), name
+            assert wire == line + b"\r\n"
+    with pytest.raises(ValueError, match="334"):
+        _fastlane._known(R.Reply(334, "challenge"), "AUTH")
+    with pytest.raises(ValueError, match="STARTTLS"):
+        _fastlane._known(R.Reply(220, "Ready"), "STARTTLS")
+
+
 @pytest.mark.asyncio
 @pytest.mark.parametrize("tls", [False, True], ids=["plain", "tls"])
 @pytest.mark.parametrize("options", EHLO_OPTIONS, ids=lambda o: "+".join(o) or "default")

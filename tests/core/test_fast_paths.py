@@ -8,6 +8,7 @@ argument parser returns exactly what ``strip_keyword`` + ``parse_path`` return.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 
 import pytest
 from hypothesis import example, given, settings
@@ -133,6 +134,77 @@ def test_cached_reply_kind_is_per_current_verb() -> None:
     conn.next_event()
     conn.send(b"354 x")
     assert conn.mode is Mode.DATA
+
+
+# --- send_known: a reply worked out ahead does what send does -------------------------
+
+KNOWN_VERBS = ["MAIL", "RCPT", "DATA", "NOOP", "RSET", "QUIT", "HELO", "EHLO", "STARTTLS", "AUTH"]
+KNOWN_LINES = [
+    b"250 OK",
+    b"250 2.0.0 OK",
+    b"250-continued",
+    b"354 End data with <CR><LF>.<CR><LF>",
+    b"221 Bye",
+    b"220 Ready to start TLS",
+    b"334 ",
+    b"501 Syntax error",
+    b"x",
+]
+
+
+def _serving(verb: str | None) -> ServerConnection:
+    """A connection whose current command is ``verb`` (``None``: none yet)."""
+    conn = ServerConnection(CoreConfig())
+    if verb is not None:
+        argument = b" x" if verb in ("AUTH", "HELO", "EHLO") else b""
+        conn.receive_data(verb.encode() + argument + b"\r\n")
+        event = conn.next_event()
+        assert isinstance(event, Command)
+        assert event.verb == verb
+    return conn
+
+
+def _state(conn: ServerConnection) -> tuple[object, ...]:
+    return (conn.mode, conn._awaiting_reply, conn._data_reader, conn._esmtp, conn._verbs)
+
+
+def _outcome(conn: ServerConnection, send: Callable[[], bytes]) -> tuple[object, ...]:
+    try:
+        wire: object = send()
+    except Exception as error:  # the error is the outcome compared
+        wire = type(error)
+    conn.receive_data(b"NOOP\r\n.\r\n")
+    return (wire, _state(conn), conn.next_event())
+
+
+@pytest.mark.parametrize("verb", [*KNOWN_VERBS, None])
+@pytest.mark.parametrize("line", KNOWN_LINES)
+@pytest.mark.parametrize("made_for", ["same", "other"])
+def test_send_known_does_what_send_does(verb: str | None, line: bytes, made_for: str) -> None:
+    """Same bytes, mode, pause and next event as ``send(line)``, whether the line was
+    worked out for the current command or for another one (then it is a plain send)."""
+    known_verb = verb if made_for == "same" else ("NOOP" if verb == "DATA" else "DATA")
+    known = connection.known_reply(line, known_verb)
+    plain, ahead = _serving(verb), _serving(verb)
+    assert _outcome(ahead, lambda: ahead.send_known(known)) == _outcome(
+        plain, lambda: plain.send(line)
+    )
+
+
+def test_send_known_changes_the_mode_for_its_verb_only() -> None:
+    go_ahead = connection.known_reply(b"354 go ahead", "DATA")
+    data = _serving("DATA")
+    assert data.send_known(go_ahead) == b"354 go ahead\r\n"
+    assert data.mode is Mode.DATA
+    noop = _serving("NOOP")
+    noop.send_known(go_ahead)  # made for DATA: sent as send() would, no mode change
+    assert noop.mode is Mode.COMMAND
+
+
+def test_known_reply_refuses_line_breaks() -> None:
+    for line in (b"250 OK\r\n", b"250 a\nb", b"250 a\rb"):
+        with pytest.raises(ValueError, match="CR or LF"):
+            connection.known_reply(line, "MAIL")
 
 
 CONFIGS = st.builds(

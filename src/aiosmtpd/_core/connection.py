@@ -65,7 +65,7 @@ from .state import (
     transition,
 )
 
-__all__ = ["ContentSink", "CoreConfig", "Mode", "ServerConnection"]
+__all__ = ["ContentSink", "CoreConfig", "KnownReply", "Mode", "ServerConnection", "known_reply"]
 
 #: A verb is printable ASCII; HTAB is tolerated so that, as in aiosmtpd 1.4, ``NOOP\tx``
 #: is the unknown verb ``NOOP\tX`` (answered 500 "not recognized") rather than bad syntax.
@@ -91,6 +91,21 @@ _KNOWN_VERBS: Final = {
 _ReplyKind = tuple[dict[Mode, tuple[Action, Mode]], bool, bytes]
 _REPLY_KINDS: dict[tuple[bytes, str | None], _ReplyKind] = {}
 _REPLY_CACHE_SIZE: Final = 256
+
+#: A reply line worked out ahead for one verb (``known_reply``): ``(verb, transitions,
+#: is final line, line + CRLF, line)``, for ``ServerConnection.send_known``.
+KnownReply = tuple[str | None, dict[Mode, tuple[Action, Mode]], bool, bytes, bytes]
+
+
+def known_reply(line: bytes, verb: str | None) -> KnownReply:
+    """What ``send(line)`` does while ``verb`` is the current command, worked out once:
+    a driver that sends the same few lines for the same verbs (its own ``250 OK`` to
+    MAIL, say) keeps these and calls ``send_known`` instead, with no per-reply lookup."""
+    if b"\r" in line or b"\n" in line:
+        raise ValueError("a reply line must not contain CR or LF")
+    steps = TRANSITIONS_BY_INPUT[classify_reply(line, verb)]
+    return (verb, steps, is_final_reply_line(line), line + b"\r\n", line)
+
 
 #: What a complete command line does in command mode, from the table (the hot path
 #: assigns the mode instead of looking the pair up for every line).
@@ -316,6 +331,28 @@ class ServerConnection:
             self._awaiting_reply = False
         if action is _NOTHING:
             return wire
+        self._apply_reply_action(action)
+        return wire
+
+    def send_known(self, known: KnownReply) -> bytes:
+        """``send(line)`` for a line worked out ahead by ``known_reply(line, verb)``: the
+        same mode change and bytes, without looking the line up.  Made for another verb
+        than the current one, it is sent as ``send(line)`` would."""
+        verb, steps, final, wire, line = known
+        if verb != self._current_verb:
+            return self.send(line)
+        try:
+            action, self.mode = steps[self.mode]
+        except KeyError:  # a pair the table forbids: send() raises its error
+            return self.send(line)
+        if final:
+            self._awaiting_reply = False
+        if action is not _NOTHING:
+            self._apply_reply_action(action)
+        return wire
+
+    def _apply_reply_action(self, action: Action) -> None:
+        """What a reply's table entry does besides changing the mode."""
         if action is Action.START_DATA:
             # The DotDataReader is made by the first ``next_event`` in DATA mode: a short
             # message ``whole_message`` takes never needs one.  Until then nothing moves
@@ -329,7 +366,6 @@ class ServerConnection:
         elif action is Action.USE_BASE_LIMITS:
             self._esmtp = False
             self._verbs = self._config.base_verbs
-        return wire
 
     def close(self) -> None:
         """The driver is closing the connection: parse nothing more, ever."""
