@@ -284,9 +284,9 @@ class ServerConnection:
     def next_event(self) -> Event | Sentinel:
         """Parse and return the next event, or ``NEED_DATA`` / ``PAUSED``."""
         mode = self.mode
-        if self._awaiting_reply or mode is _CLOSED_MODE or mode is _TLS_PENDING_MODE:
-            return PAUSED
-        if mode is _DATA_MODE:
+        if self._awaiting_reply or (mode is not _COMMAND_MODE and mode is not _AUTH_LINE_MODE):
+            if self._awaiting_reply or mode is _CLOSED_MODE or mode is _TLS_PENDING_MODE:
+                return PAUSED
             event = self._next_data_event()
         else:
             # Command and AUTH-line mode; the common case (a whole line is buffered) costs
