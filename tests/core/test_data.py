@@ -354,6 +354,84 @@ def test_first_overlong_line() -> None:
     assert first_overlong_line(slab, 1001) == 99_900
 
 
+def _overlong_reference(data: bytes, limit: int, start: int = 0) -> int:
+    """What ``first_overlong_line`` must answer, line by line (only CRLF ends a line)."""
+    while start < len(data):
+        end = data.index(b"\r\n", start) + 2
+        if end - start > limit:
+            return start
+        start = end
+    return -1
+
+
+def _lines(widths: list[int], filler: bytes = b"Q") -> bytes:
+    return b"".join(filler * (width - 2) + b"\r\n" for width in widths)
+
+
+@pytest.mark.parametrize("width_vs_limit", [-1, 0, 1])
+def test_a_grid_of_equal_lines_just_under_at_and_over_the_limit(width_vs_limit: int) -> None:
+    limit = 80
+    data = _lines([limit + width_vs_limit] * 100)
+    assert first_overlong_line(data, limit) == (0 if width_vs_limit > 0 else -1)
+
+
+@pytest.mark.parametrize("where", [0, 1, 31, 32, 33, 60, 99])
+@pytest.mark.parametrize("long_width", [81, 82, 200, 1000])
+def test_one_long_line_among_equal_ones_is_found(where: int, long_width: int) -> None:
+    """The grid of 78-octet lines is broken by one longer line: the walk takes over where
+    the grid stops and finds it, wherever it is."""
+    widths = [78] * 100
+    widths[where] = long_width
+    data = _lines(widths)
+    assert first_overlong_line(data, 80) == 78 * where
+
+
+def test_lines_shorter_than_the_grid_between_its_crlfs_are_fine() -> None:
+    # A CRLF every 78 octets, and more CRLFs in between: every line is shorter still.
+    line = b"QQ\r\nQQQQ\r\n" + b"Q" * 66 + b"\r\n"
+    assert len(line) == 78
+    assert first_overlong_line(line * 100, 78) == -1
+    assert first_overlong_line(line * 100, 68) == -1
+    assert first_overlong_line(line * 100, 67) == 10
+
+
+def test_bare_cr_and_lf_on_the_grid_do_not_end_lines() -> None:
+    """A bare CR or LF where the grid expects CRLF leaves a line twice as long."""
+    for broken in (b"Q" * 76 + b"\rQ", b"Q" * 76 + b"Q\n", b"Q" * 76 + b"\n\r"):
+        data = bytearray(_lines([78] * 100))
+        data[78 * 40 : 78 * 41] = broken
+        assert first_overlong_line(bytes(data), 100) == 78 * 40
+        assert first_overlong_line(bytes(data), 156) == -1
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    runs=st.lists(st.tuples(st.integers(2, 40), st.integers(1, 60)), min_size=1, max_size=6),
+    limit=st.integers(2, 50),
+    breaks=st.lists(st.tuples(st.integers(0, 10_000), st.sampled_from([b"\r", b"\n", b"Q"]))),
+)
+def test_first_overlong_line_equals_the_reference(
+    runs: list[tuple[int, int]], limit: int, breaks: list[tuple[int, bytes]]
+) -> None:
+    """Runs of equal lines (what the grid proves) of any widths, with octets overwritten
+    anywhere but in the final CRLF (bare CRs and LFs, broken grids), against the
+    line-by-line reference."""
+    data = bytearray(_lines([width for width, count in runs for _ in range(count)]))
+    for at, octet in breaks:
+        if at < len(data) - 2:
+            data[at : at + 1] = octet
+    expected = _overlong_reference(bytes(data), limit)
+    assert first_overlong_line(bytes(data), limit) == expected
+    assert first_overlong_line(data, limit) == expected
+    # From a later line start, and within a larger buffer.
+    starts = [i + 2 for i in range(len(data) - 1) if data[i : i + 2] == b"\r\n"]
+    for start in starts[:3]:
+        padded = b"junk" + bytes(data) + b"tail"
+        assert first_overlong_line(padded, limit, start + 4, len(data) + 4) == (
+            -1 if (found := _overlong_reference(bytes(data), limit, start)) < 0 else found + 4
+        )
+
+
 # --- property tests against the reference model -----------------------------------------
 
 _TOKENS = st.sampled_from(
